@@ -1,0 +1,39 @@
+"""Python representation of Erlang terms exchanged on the wire.
+
+The mapping is fixed for the whole project (client, emulator and the test reference codec):
+
+=====================  ===========================================
+Erlang                 Python
+=====================  ===========================================
+integer (any tag)      ``int``
+float (70 or 99)       ``float``
+atom (100/115/118/119) :class:`Atom` (a ``str`` subclass)
+binary (109)           ``bytes``
+tuple (104/105)        ``tuple``
+proper list (108/106)  ``list``
+STRING (107)           ``list`` of ``int`` 0..255
+=====================  ===========================================
+
+When encoding, ``bool`` becomes the atom ``true``/``false`` and ``bytearray``/``memoryview``
+become binaries; a plain ``str`` is refused because it is ambiguous (atom or binary?).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Atom", "OK", "ERROR", "TRUE", "FALSE", "UNDEFINED"]
+
+
+class Atom(str):
+    """An Erlang atom. Compares equal to the ``str`` of its name, but is a distinct type."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Atom({str.__repr__(self)})"
+
+
+OK = Atom("ok")
+ERROR = Atom("error")
+TRUE = Atom("true")
+FALSE = Atom("false")
+UNDEFINED = Atom("undefined")

@@ -1,0 +1,1 @@
+"""pytest fixtures that start emulated ConfD HA nodes (registered through ``pytest11``)."""
