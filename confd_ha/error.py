@@ -122,11 +122,12 @@ class Error(Exception):
     """
 
     def __init__(self, confd_errno: int, lasterr: str = "", os_errno: int | None = None):
+        super().__init__("%s (%d): %s" % (strerror(confd_errno), confd_errno, lasterr))
+        # Set after the base constructor: for Timeout that is OSError's, which resets errno.
         self.confd_errno = confd_errno
         self.confd_strerror = strerror(confd_errno)
         self.confd_lasterr = lasterr
         self.errno = os_errno
-        super().__init__("%s (%d): %s" % (self.confd_strerror, confd_errno, lasterr))
 
     def __str__(self) -> str:  # OSError's own __str__ would show a tuple for the timeout class
         return "%s (%d): %s" % (self.confd_strerror, self.confd_errno, self.confd_lasterr)

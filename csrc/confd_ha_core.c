@@ -987,8 +987,10 @@ int chd_ipv6_text(const unsigned char *ip, unsigned char *out, size_t cap, size_
 static int read_ip_words(reader *r, uint32_t count, uint64_t max, unsigned char *ip)
 {
     chd_term t;
+    int st;
     for (uint32_t i = 0; i < count; i++) {
-        read_one(r, &t);
+        if ((st = read_one(r, &t)) != CHD_OK)
+            return st;
         if (t.kind != CHD_K_INT || t.neg || t.mag > max)
             return CHD_E_SHAPE;
         if (max == 255) {
@@ -1001,6 +1003,52 @@ static int read_ip_words(reader *r, uint32_t count, uint64_t max, unsigned char 
     return CHD_OK;
 }
 
+/* Appends n bytes and a NUL separator to the text buffer. */
+static int put_text(unsigned char *text, size_t cap, size_t *tl, const unsigned char *s, size_t n)
+{
+    if (cap - *tl < n + 1)
+        return CHD_E_SPACE;
+    memcpy(text + *tl, s, n);
+    *tl += n;
+    text[(*tl)++] = 0;
+    return CHD_OK;
+}
+
+/* Writes the text of one address term (already read into t) to the text buffer. */
+static int status_address(reader *r, const chd_term *t, unsigned char *text, size_t cap,
+                          size_t *tl, int *flags)
+{
+    int st;
+    if (t->kind == CHD_K_TUPLE && (t->n == 4 || t->n == 8)) {
+        unsigned char ip[16], buf[64];
+        size_t an;
+        if ((st = read_ip_words(r, t->n, t->n == 4 ? 255 : 65535, ip)) != CHD_OK)
+            return st;
+        if (t->n == 4)
+            an = ipv4_text(ip, buf);
+        else
+            chd_ipv6_text(ip, buf, sizeof(buf), &an);
+        return put_text(text, cap, tl, buf, an);
+    }
+    if (t->kind == CHD_K_BINARY || t->kind == CHD_K_STRING) {
+        if (memchr(r->p + t->off, 0, t->n) != NULL) {
+            /* NUL separates the text fields: let the generic path handle it. */
+            *flags |= CHD_STATUS_GENERIC;
+            return CHD_OK;
+        }
+        return put_text(text, cap, tl, r->p + t->off, t->n);
+    }
+    if (t->kind == CHD_K_LIST) {
+        *flags |= CHD_STATUS_GENERIC;
+        return CHD_OK;
+    }
+    return CHD_E_SHAPE;
+}
+
+/*
+ * One pass over the reply, reading exactly the expected shape: every other shape is
+ * CHD_E_SHAPE (or the reader's own error), so no separate validation walk is needed.
+ */
 int chd_status_decode(const unsigned char *in, size_t len, int64_t *state,
                       unsigned char *text, size_t cap, size_t *text_len,
                       size_t *num_nodes, int *flags)
@@ -1015,77 +1063,59 @@ int chd_status_decode(const unsigned char *in, size_t len, int64_t *state,
     *text_len = 0;
     *num_nodes = 0;
     *flags = 0;
-    if ((st = validate(in, len)) != CHD_OK)
+    if (len < 1)
+        return CHD_E_TRUNCATED;
+    if (in[0] != TAG_VERSION)
+        return CHD_E_VERSION;
+    if ((st = read_one(&r, &t)) != CHD_OK)
         return st;
-    read_one(&r, &t);
     if (t.kind != CHD_K_TUPLE || t.n != 2)
         return CHD_E_SHAPE;
-    read_one(&r, &t);
+    if ((st = read_one(&r, &t)) != CHD_OK)
+        return st;
     if ((st = as_int64(&t, state)) != CHD_OK)
         return st;
-    read_one(&r, &t);
-    if (t.kind == CHD_K_STRING) {
-        /* A list of small integers cannot hold {NodeId, Addr} tuples. */
-        if (t.n != 0)
-            return CHD_E_SHAPE;
-        return CHD_OK;
-    }
-    if (t.kind != CHD_K_LIST)
+    if ((st = read_one(&r, &t)) != CHD_OK)
+        return st;
+    if (t.kind == CHD_K_STRING && t.n == 0) {
+        nodes = 0;  /* an empty STRING is an empty list */
+    } else if (t.kind != CHD_K_LIST) {
         return CHD_E_SHAPE;
-    nodes = t.n;
+    } else {
+        nodes = t.n;
+    }
     for (uint32_t k = 0; k < nodes; k++) {
         chd_term id;
-        read_one(&r, &t);
+        const unsigned char *nul;
+        if ((st = read_one(&r, &t)) != CHD_OK)
+            return st;
         if (t.kind != CHD_K_TUPLE || t.n != 2)
             return CHD_E_SHAPE;
-        read_one(&r, &id);
+        if ((st = read_one(&r, &id)) != CHD_OK)
+            return st;
         if (id.kind != CHD_K_BINARY) {
             *flags |= CHD_STATUS_GENERIC;
             return CHD_OK;
         }
-        {
-            const unsigned char *nul = memchr(in + id.off, 0, id.n);
-            size_t idn = nul ? (size_t)(nul - (in + id.off)) : id.n;
-            if (cap - tl < idn + 1)
-                return CHD_E_SPACE;
-            memcpy(text + tl, in + id.off, idn);
-            tl += idn;
-            text[tl++] = 0;
-        }
-        read_one(&r, &t);
-        if (t.kind == CHD_K_TUPLE && (t.n == 4 || t.n == 8)) {
-            unsigned char ip[16];
-            size_t an;
-            if ((st = read_ip_words(&r, t.n, t.n == 4 ? 255 : 65535, ip)) != CHD_OK)
-                return st;
-            if (cap - tl < 64)
-                return CHD_E_SPACE;
-            if (t.n == 4)
-                an = ipv4_text(ip, text + tl);
-            else
-                chd_ipv6_text(ip, text + tl, 64, &an);
-            tl += an;
-        } else if (t.kind == CHD_K_BINARY || t.kind == CHD_K_STRING) {
-            if (memchr(in + t.off, 0, t.n) != NULL) {
-                /* NUL separates the text fields: let the generic path handle it. */
-                *flags |= CHD_STATUS_GENERIC;
-                return CHD_OK;
-            }
-            if (cap - tl < (size_t)t.n + 1)
-                return CHD_E_SPACE;
-            memcpy(text + tl, in + t.off, t.n);
-            tl += t.n;
-        } else if (t.kind == CHD_K_LIST) {
-            *flags |= CHD_STATUS_GENERIC;
-            return CHD_OK;
-        } else {
-            return CHD_E_SHAPE;
-        }
-        if (cap - tl < 1)
-            return CHD_E_SPACE;
-        text[tl++] = 0;
+        /* W-25: a binary node id is its bytes up to the first NUL. */
+        nul = memchr(in + id.off, 0, id.n);
+        if ((st = put_text(text, cap, &tl, in + id.off,
+                           nul ? (size_t)(nul - (in + id.off)) : id.n)) != CHD_OK)
+            return st;
+        if ((st = read_one(&r, &t)) != CHD_OK)
+            return st;
+        if ((st = status_address(&r, &t, text, cap, &tl, flags)) != CHD_OK || *flags)
+            return st;
         *num_nodes = k + 1;
     }
+    if (nodes > 0) {
+        if ((st = need(&r, 1)) != CHD_OK)
+            return st;
+        if (in[r.pos++] != TAG_NIL)
+            return CHD_E_SHAPE;  /* improper list */
+    }
+    if (r.pos != len)
+        return CHD_E_EXTRA;
     *text_len = tl;
     return CHD_OK;
 }
