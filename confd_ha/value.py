@@ -264,15 +264,22 @@ def _normalise(t: int, init):
             return [x if isinstance(x, Value) else Value(x) for x in init]
         _bad(t, init)
     if t in _PREFIXES:
-        if isinstance(init, str) and "/" in init:
-            net = ipaddress.ip_interface(init)
-            init = (str(net.ip), net.network.prefixlen)
-        if isinstance(init, tuple) and len(init) == 2 and isinstance(init[1], int):
-            return (str(ipaddress.ip_address(init[0])), init[1])
+        version = _PREFIXES[t]
+        try:
+            if isinstance(init, str) and "/" in init:
+                net = ipaddress.ip_interface(init)
+                init = (str(net.ip), net.network.prefixlen)
+            if isinstance(init, tuple) and len(init) == 2 and _is_int(init[1]):
+                addr = ipaddress.ip_address(init[0])
+                if addr.version == version and 0 <= init[1] <= (32 if version == 4 else 128):
+                    return (str(addr), init[1])
+        except ValueError:
+            pass
         _bad(t, init)
     if t in (C_DECIMAL64, C_IDENTITYREF):
-        if isinstance(init, tuple) and len(init) == 2 and all(isinstance(x, int) for x in init):
-            return init
+        if isinstance(init, tuple) and len(init) == 2 and all(_is_int(x) for x in init):
+            if t == C_IDENTITYREF or -(2**63) <= init[0] < 2**63:
+                return init
         _bad(t, init)
     # Objectrefs and the marker types keep what they were given; the markers cannot be
     # sent (to_term raises ERR_BADTYPE, W-26).
@@ -311,7 +318,9 @@ def _decode_term(term):
         if len(term) == 2 and _is_int(term[0]):
             t, v = term
             if t in _INT_RANGES and t != C_INT32 and _is_int(v):
-                return t, v
+                lo, hi = _INT_RANGES[t]
+                if lo <= v <= hi:
+                    return t, v
             if t in _BYTES_TAGGED and isinstance(v, bytes):
                 return t, v
             if t in _TUPLE_TAGGED and isinstance(v, tuple):

@@ -417,6 +417,12 @@ static int read_one(reader *r, chd_term *t)
         /* Every element takes at least one byte; a list also needs its tail. */
         if (n > r->len - r->pos || (tag == TAG_LIST && n == r->len - r->pos))
             return CHD_E_TRUNCATED;
+        if (tag == TAG_LIST && n == 0) {
+            /* An empty LIST still carries its tail (the length check left a byte). */
+            if (r->p[r->pos] != TAG_NIL)
+                return CHD_E_BADVALUE;
+            r->pos++;
+        }
         t->kind = tag == TAG_LIST ? CHD_K_LIST : CHD_K_TUPLE;
         t->n = (uint32_t)n;
         return CHD_OK;
@@ -478,7 +484,7 @@ static int walk_step(walker *w, reader *r, const chd_term *t, int *done)
             if (st != CHD_OK)
                 return st;
             if (r->p[r->pos] != TAG_NIL)
-                return r->p[r->pos] == TAG_COMPRESSED ? CHD_E_BADTAG : CHD_E_BADVALUE;
+                return CHD_E_BADVALUE;  /* improper list */
             r->pos++;
         }
         w->depth--;
@@ -642,9 +648,14 @@ static int encode_terms(writer *w, const chd_term *terms, size_t nterms,
         case CHD_K_INT:
             st = put_int(w, t->neg, t->mag);
             break;
-        case CHD_K_FLOAT:
+        case CHD_K_FLOAT: {
+            uint64_t bits;
+            memcpy(&bits, &t->f, sizeof(bits));
+            if (((bits >> 52) & 0x7ff) == 0x7ff)
+                return CHD_E_BADVALUE;  /* NaN and infinities have no Erlang form */
             st = put_float(w, t->f);
             break;
+        }
         case CHD_K_ATOM:
         case CHD_K_ATOM_UTF8:
         case CHD_K_BINARY:
@@ -1073,8 +1084,12 @@ int chd_status_decode(const unsigned char *in, size_t len, int64_t *state,
         return CHD_E_SHAPE;
     if ((st = read_one(&r, &t)) != CHD_OK)
         return st;
-    if ((st = as_int64(&t, state)) != CHD_OK)
-        return st;
+    if (t.kind != CHD_K_INT)
+        return CHD_E_SHAPE;
+    if (as_int64(&t, state) != CHD_OK) {
+        *flags |= CHD_STATUS_GENERIC;  /* W-20: any integer state, even beyond 64 bits */
+        return CHD_OK;
+    }
     if ((st = read_one(&r, &t)) != CHD_OK)
         return st;
     if (t.kind == CHD_K_STRING && t.n == 0) {
