@@ -35,7 +35,8 @@ if _CORE_VERSION != __version__:  # a stale _core left by an earlier editable in
         "confd_ha's compiled core is version %s but the package is %s: rebuild it with "
         "'pip install .' (editable installs: 'pip install -e .' again)" % (_CORE_VERSION, __version__))
 
-from . import _handshake, _io, _protocol, error  # noqa: E402
+from . import _args, _handshake, _io, _protocol, error  # noqa: E402
+from ._args import node_term  # noqa: E402,F401 -- re-exported
 from .value import *  # noqa: E402,F401,F403 -- the C_* constants, as in _confd
 from .value import Value  # noqa: E402
 
@@ -100,42 +101,6 @@ def configure(*, proto_vsn: int | None = None, lib_vsn: int | None = None,
         s.max_reply = max_reply
 
 
-# ---------------------------------------------------------------- argument coercion
-
-
-def _check_sock(sock):
-    if not isinstance(sock, _socket.socket):
-        raise TypeError("sock argument must be a socket")
-    return sock
-
-
-def node_term(obj, argname: str = "nodeid"):
-    """The wire term of a node id: ``str`` (C_BUF of its UTF-8 bytes up to the first NUL),
-    ``bytes`` (C_BUF), :class:`Value`, or any object shaped like Cisco's ``Value``
-    (``confd_type()`` and ``as_pyval()``)."""
-    if isinstance(obj, str):
-        return obj.encode("utf-8").split(b"\x00", 1)[0]
-    if isinstance(obj, (bytes, bytearray)):
-        return bytes(obj)
-    if isinstance(obj, Value):
-        return obj.to_term()
-    confd_type = getattr(obj, "confd_type", None)
-    as_pyval = getattr(obj, "as_pyval", None)
-    if callable(confd_type) and callable(as_pyval):
-        return Value(as_pyval(), confd_type()).to_term()
-    raise TypeError("%s argument must be a _confd.Value or a string" % argname)
-
-
-def _primary_address(ip, argname: str):
-    if not isinstance(ip, str):
-        raise TypeError("%s argument must be a string" % argname)
-    parsed = _protocol.parse_ip(ip)
-    if parsed is None:
-        raise ValueError("Invalid master address." if argname == "masterip"
-                         else "Invalid primary_ip address.")
-    return parsed
-
-
 # ---------------------------------------------------------------- the API
 
 
@@ -148,16 +113,9 @@ def connect(sock, token, ip=None, port=None, pstr=None, **options) -> None:
     ``proto_vsn``, ``lib_vsn``, ``access_version`` for this connection only (see
     :func:`configure`).
     """
-    _check_sock(sock)
-    if isinstance(token, str):
-        token_bytes = token.encode("utf-8")
-    elif isinstance(token, (bytes, bytearray)):
-        token_bytes = bytes(token)
-    else:
-        raise TypeError("token argument must be a string")
-    unknown = set(options) - {"proto_vsn", "lib_vsn", "access_version"}
-    if unknown:
-        raise TypeError("connect() got unexpected keyword argument %r" % sorted(unknown)[0])
+    _args.check_sock(sock)
+    token_bytes = _args.token_bytes(token)
+    _handshake.check_options(options, "connect")
     address = _handshake.target_address(sock, ip, port, pstr, ADDR, PORT)
     _handshake.open_connection(sock, _protocol.CT_HA, address, **options)
     # W-16: the token's bytes as one raw frame, no NUL, no reply.
@@ -165,7 +123,7 @@ def connect(sock, token, ip=None, port=None, pstr=None, **options) -> None:
 
 
 def _call(sock, request: bytes) -> None:
-    _protocol.decode_reply(_io.call(_check_sock(sock), request, _handshake.SETTINGS.max_reply))
+    _protocol.decode_reply(_io.call(_args.check_sock(sock), request, _handshake.SETTINGS.max_reply))
 
 
 def beprimary(sock, mynodeid) -> None:
@@ -182,25 +140,10 @@ def besecondary(sock, mynodeid, primary_id=None, primary_ip=None, waitreply=None
     ``HA_INFO_BESECONDARY_RESULT`` on an event socket. The old keywords ``masterid`` and
     ``masterip`` are accepted too.
     """
-    pid_name, ip_name = "primary_id", "primary_ip"
-    if masterid is not None:
-        if primary_id is not None:
-            raise TypeError("give primary_id or masterid, not both")
-        primary_id, pid_name = masterid, "masterid"
-    if masterip is not None:
-        if primary_ip is not None:
-            raise TypeError("give primary_ip or masterip, not both")
-        primary_ip, ip_name = masterip, "masterip"
-    for name, val in ((pid_name, primary_id), (ip_name, primary_ip), ("waitreply", waitreply)):
-        if val is None:
-            raise TypeError("besecondary() missing required argument '%s'" % name)
-    if not isinstance(waitreply, int):
-        raise TypeError("waitreply argument must be an integer")
-    _check_sock(sock)
-    request = _protocol.encode_order(
-        _protocol.BESECONDARY, node_term(mynodeid, "mynodeid"), node_term(primary_id, pid_name),
-        _primary_address(primary_ip, ip_name), 1 if waitreply else 0)
-    if waitreply:
+    request, wait = _args.besecondary_order(mynodeid, primary_id, primary_ip, waitreply,
+                                            masterid, masterip)
+    _args.check_sock(sock)
+    if wait:
         _call(sock, request)
     else:
         _io.send(sock, request)  # W-17: the daemon sends nothing back
@@ -223,8 +166,8 @@ def secondary_dead(sock, nodeid) -> None:
 
 def status(sock):
     """``(state, [{'nodeid': str, 'address': str}, ...])`` of the node (W-23, W-25)."""
-    if not isinstance(sock, _socket.socket):
-        _check_sock(sock)
+    if not isinstance(sock, _socket.socket):  # checked inline: status() is the hot path
+        _args.check_sock(sock)
     return _protocol.decode_status(
         _io.call(sock, _protocol.GETSTATUS_FRAME, _handshake.SETTINGS.max_reply))
 
@@ -232,3 +175,5 @@ def status(sock):
 bemaster = beprimary
 beslave = besecondary
 slave_dead = secondary_dead
+
+from . import events  # noqa: E402,F401 -- so that confd_ha.events works after "import confd_ha"

@@ -1,7 +1,16 @@
 """Opening an IPC connection: hello, IPC access check, version negotiation (client side).
 
-Shared by the HA control socket (``confd_ha.connect``) and the event-notification socket
-(``confd_ha.events.notifications_connect``).
+Shared by the HA control socket (``confd_ha.connect``), the event-notification socket
+(``confd_ha.events.notifications_connect``) and their asyncio versions (``confd_ha.aio``).
+
+The exchange itself is sans-I/O: :func:`exchange` is a generator that yields the steps
+``(SEND, bytes)`` and ``(RECV, n)`` and returns the daemon's accepted 9-byte reply. Two small
+drivers run it: :func:`run` over a blocking socket (``_io``) and :func:`run_async` over an
+``_io.Stream``. The decisions around it -- what a reply's status byte means, when to retry
+with the daemon's version pair -- are plain functions used by both drivers, so the sync and
+the asyncio client cannot drift apart. Only the way a retry connection replaces the first one
+differs: the sync client moves it onto the caller's socket object (``dup2``, W-05), the
+asyncio client simply keeps the new stream.
 """
 
 from __future__ import annotations
@@ -11,12 +20,17 @@ import os
 import socket
 import weakref
 from dataclasses import dataclass
+from typing import NamedTuple, Optional, Tuple
 
 from . import _io, _protocol, error
 
 log = logging.getLogger("confd_ha")
 
 ACCESS_FILE_VARS = ("CONFD_IPC_ACCESS_FILE", "NCS_IPC_ACCESS_FILE")
+
+# Steps yielded by exchange().
+SEND = "send"
+RECV = "recv"
 
 
 @dataclass
@@ -33,6 +47,8 @@ SETTINGS = Settings()
 
 # The accepted 9-byte reply of each connected socket, for diagnostics (W-05).
 _daemon_info: "weakref.WeakKeyDictionary[socket.socket, _protocol.Hello]" = weakref.WeakKeyDictionary()
+
+CONNECT_OPTIONS = frozenset(("proto_vsn", "lib_vsn", "access_version"))
 
 
 def daemon_info(sock):
@@ -55,18 +71,13 @@ def read_access_secret():
     return None
 
 
-def target_address(sock, ip, port, pstr, default_addr: str, default_port: int):
-    """Where to connect ``sock`` (None if it is connected already)."""
-    if _io.peer_address(sock) is not None:
-        return None
-    if sock.family == socket.AF_UNIX:
-        if pstr is None:
-            raise ValueError("pstr argument (the socket path) is required for an AF_UNIX socket")
-        return pstr
-    if ip is None:
-        ip = default_addr
-    if port is None:
-        port = default_port
+def _check_path(path, path_name: str):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError("%s argument must be a string" % path_name)
+    return os.fspath(path)
+
+
+def _check_tcp(ip, port):
     if not isinstance(ip, str):
         raise TypeError("ip argument must be a string")
     if not isinstance(port, int) or isinstance(port, bool):
@@ -74,16 +85,155 @@ def target_address(sock, ip, port, pstr, default_addr: str, default_port: int):
     return (ip, port)
 
 
-def _exchange(sock, ctype: int, proto_vsn: int, lib_vsn: int, secret, variant) -> _protocol.Hello:
-    """Hello, optional access check, reply; returns the daemon's reply."""
-    byte0 = ctype | (_protocol.access_flag(variant) if secret is not None else 0)
-    _io.send(sock, _protocol.build_hello(_protocol.Hello(byte0, proto_vsn, lib_vsn, 0, 0)))
+def target_address(sock, ip, port, pstr, default_addr: str, default_port: int,
+                   path_name: str = "pstr"):
+    """Where to connect ``sock`` (None if it is connected already). ``path_name`` is the
+    caller's name for the AF_UNIX path argument, for error texts."""
+    if _io.peer_address(sock) is not None:
+        return None
+    if sock.family == socket.AF_UNIX:
+        if pstr is None:
+            raise ValueError("%s argument (the socket path) is required for an AF_UNIX socket"
+                             % path_name)
+        return _check_path(pstr, path_name)
+    return _check_tcp(default_addr if ip is None else ip, default_port if port is None else port)
+
+
+def stream_address(ip, port, path, default_addr: str, default_port: int):
+    """Where an asyncio client connects: the AF_UNIX ``path`` (a ``str``), else the TCP
+    ``(ip, port)`` pair with the package defaults filled in."""
+    if path is not None:
+        if ip is not None or port is not None:
+            raise ValueError("give ip/port or path, not both")
+        return _check_path(path, "path")
+    return _check_tcp(default_addr if ip is None else ip, default_port if port is None else port)
+
+
+def check_options(options, func: str = "connect") -> None:
+    """Refuse keyword options a connect function does not know."""
+    unknown = set(options) - CONNECT_OPTIONS
+    if unknown:
+        raise TypeError("%s() got unexpected keyword argument %r" % (func, sorted(unknown)[0]))
+
+
+# ---------------------------------------------------------------- the exchange (sans-I/O)
+
+
+class Plan(NamedTuple):
+    """What one connect needs, resolved once from its options, the settings and the
+    environment."""
+
+    ctype: int
+    proto_vsn: int
+    lib_vsn: int
+    secret: Optional[bytes]
+    variant: int
+
+
+def make_plan(ctype: int, *, proto_vsn=None, lib_vsn=None, access_version=None) -> Plan:
+    variant = SETTINGS.access_version if access_version is None else access_version
+    if variant not in (_protocol.ACCESS_V1, _protocol.ACCESS_V2):
+        raise ValueError("access_version must be 1 or 2")
+    return Plan(ctype,
+                SETTINGS.proto_vsn if proto_vsn is None else proto_vsn,
+                SETTINGS.lib_vsn if lib_vsn is None else lib_vsn,
+                read_access_secret(), variant)
+
+
+def exchange(plan: Plan, proto_vsn: int, lib_vsn: int):
+    """Hello, optional access check, reply -- as a generator of I/O steps.
+
+    Yields ``(SEND, data)`` (send it, then resume with None) and ``(RECV, n)`` (resume with
+    exactly n bytes); returns the daemon's 9-byte reply as a :class:`_protocol.Hello`.
+    """
+    secret, variant = plan.secret, plan.variant
+    byte0 = plan.ctype | (_protocol.access_flag(variant) if secret is not None else 0)
+    yield SEND, _protocol.build_hello(_protocol.Hello(byte0, proto_vsn, lib_vsn, 0, 0))
     if secret is not None:
-        challenge = _io.recv_exact(sock, _protocol.challenge_size(variant))
-        _io.send(sock, _protocol.build_response(variant, secret, challenge))
-        if _io.recv_exact(sock, 1) != _protocol.ACCESS_OK:
+        # The first byte decides (W-13): a daemon that answers with anything but a challenge
+        # may send nothing more, so do not wait for the nonce before looking at it.
+        size = _protocol.challenge_size(variant)
+        first = yield RECV, 1
+        if _protocol.challenge_nonce(variant, first + bytes(size - 1)) is None:
+            error.raise_error(error.ERR_ACCESS_DENIED,
+                              "IPC access check: bad challenge from daemon")
+        challenge = first + (yield RECV, size - 1)
+        yield SEND, _protocol.build_response(variant, secret, challenge)
+        if (yield RECV, 1) != _protocol.ACCESS_OK:
             error.raise_error(error.ERR_ACCESS_DENIED, "IPC access check rejected by the daemon")
-    return _protocol.parse_hello(_io.recv_exact(sock, _protocol.HELLO_LEN))
+    return _protocol.parse_hello((yield RECV, _protocol.HELLO_LEN))
+
+
+_HINT = "set the client's pair explicitly with confd_ha.configure(proto_vsn=..., lib_vsn=...)"
+
+
+def judge(reply: _protocol.Hello, proto_vsn: int, can_retry: bool) -> Optional[Tuple[int, int]]:
+    """The verdict on the first reply: None = accepted (W-05: status 0, 2 and unknown
+    values), or the daemon's ``(proto_vsn, vsn)`` pair to retry with after a rejection.
+    A rejection that cannot be retried raises ``ERR_PROTOUSAGE``."""
+    if reply.byte0 == _protocol.HELLO_BADVSN:
+        if reply.proto_vsn == proto_vsn or not can_retry:
+            error.raise_error(error.ERR_PROTOUSAGE,
+                              "daemon (protocol version %d) rejected library protocol version "
+                              "%d; %s" % (reply.proto_vsn, proto_vsn, _HINT))
+        log.info("daemon rejected protocol version %d; retrying with its version %d",
+                 proto_vsn, reply.proto_vsn)
+        return (reply.proto_vsn, reply.vsn)
+    _accepted(reply)
+    return None
+
+
+def judge_retry(reply: _protocol.Hello, proto_vsn: int, theirs: Tuple[int, int]) -> None:
+    """The verdict on the reply to the retried hello: a second rejection is final."""
+    if reply.byte0 == _protocol.HELLO_BADVSN:
+        error.raise_error(error.ERR_PROTOUSAGE,
+                          "daemon rejected library protocol versions %d and %d (it announced "
+                          "%d); %s" % (proto_vsn, theirs[0], reply.proto_vsn, _HINT))
+    _accepted(reply)
+
+
+def _accepted(reply: _protocol.Hello) -> None:
+    if reply.byte0 == _protocol.HELLO_WARNING:
+        log.warning("daemon accepted the connection with a MAXDEPTH/MAXKEYLEN warning")
+    elif reply.byte0 != _protocol.HELLO_ACCEPTED:
+        log.warning("daemon answered the hello with unknown status %d; taken as accepted",
+                    reply.byte0)
+
+
+# ---------------------------------------------------------------- drivers
+
+
+def run(sock, flow):
+    """Drive a sans-I/O flow over a blocking socket; returns the flow's result."""
+    data = None
+    while True:
+        try:
+            kind, arg = flow.send(data)
+        except StopIteration as stop:
+            return stop.value
+        if kind == SEND:
+            _io.send(sock, arg)
+            data = None
+        else:
+            data = _io.recv_exact(sock, arg)
+
+
+async def run_async(stream, flow):
+    """Drive a sans-I/O flow over an :class:`_io.Stream`; returns the flow's result."""
+    data = None
+    while True:
+        try:
+            kind, arg = flow.send(data)
+        except StopIteration as stop:
+            return stop.value
+        if kind == SEND:
+            await stream.send(arg)
+            data = None
+        else:
+            data = await stream.recv_exact(arg)
+
+
+# ---------------------------------------------------------------- blocking client
 
 
 def open_connection(sock, ctype: int, address, *, proto_vsn=None, lib_vsn=None,
@@ -93,48 +243,45 @@ def open_connection(sock, ctype: int, address, *, proto_vsn=None, lib_vsn=None,
     On a version rejection the client retries once on a fresh connection with the pair the
     daemon announced and moves that connection onto ``sock`` (W-05).
     """
-    proto_vsn = SETTINGS.proto_vsn if proto_vsn is None else proto_vsn
-    lib_vsn = SETTINGS.lib_vsn if lib_vsn is None else lib_vsn
-    variant = SETTINGS.access_version if access_version is None else access_version
-    if variant not in (_protocol.ACCESS_V1, _protocol.ACCESS_V2):
-        raise ValueError("access_version must be 1 or 2")
-    secret = read_access_secret()
+    plan = make_plan(ctype, proto_vsn=proto_vsn, lib_vsn=lib_vsn, access_version=access_version)
     if address is not None:
         _io.connect(sock, address)
     else:
         address = _io.peer_address(sock)
-    reply = _exchange(sock, ctype, proto_vsn, lib_vsn, secret, variant)
-    if reply.byte0 == _protocol.HELLO_BADVSN:
-        reply = _renegotiate(sock, ctype, address, proto_vsn, reply, secret, variant)
-    elif reply.byte0 == _protocol.HELLO_WARNING:
-        log.warning("daemon accepted the connection with a MAXDEPTH/MAXKEYLEN warning")
-    elif reply.byte0 != _protocol.HELLO_ACCEPTED:
-        log.warning("daemon answered the hello with unknown status %d; taken as accepted",
-                    reply.byte0)
+    reply = run(sock, exchange(plan, plan.proto_vsn, plan.lib_vsn))
+    theirs = judge(reply, plan.proto_vsn, address is not None)
+    if theirs is not None:
+        fresh = _io.open_like(sock, address)
+        try:
+            reply = run(fresh, exchange(plan, *theirs))
+            judge_retry(reply, plan.proto_vsn, theirs)
+        except BaseException:
+            fresh.close()
+            raise
+        _io.replace_connection(sock, fresh)
     _daemon_info[sock] = reply
     return reply
 
 
-def _renegotiate(sock, ctype, address, proto_vsn, rejected, secret, variant):
-    theirs = (rejected.proto_vsn, rejected.vsn)
-    hint = ("set the client's pair explicitly with "
-            "confd_ha.configure(proto_vsn=..., lib_vsn=...)")
-    if rejected.proto_vsn == proto_vsn or address is None:
-        error.raise_error(error.ERR_PROTOUSAGE,
-                          "daemon (protocol version %d) rejected library protocol version %d; %s"
-                          % (rejected.proto_vsn, proto_vsn, hint))
-    log.info("daemon rejected protocol version %d; retrying with its version %d",
-             proto_vsn, rejected.proto_vsn)
-    fresh = _io.open_like(sock, address)
+# ---------------------------------------------------------------- asyncio client
+
+
+async def open_stream(ctype: int, address, *, proto_vsn=None, lib_vsn=None,
+                      access_version=None):
+    """Open an :class:`_io.Stream` to ``address`` (``(ip, port)`` or an AF_UNIX path) and run
+    the handshake on it; returns ``(stream, reply)``. On a version rejection it reconnects
+    once with the daemon's pair (W-05) -- there is no caller-owned descriptor to keep."""
+    plan = make_plan(ctype, proto_vsn=proto_vsn, lib_vsn=lib_vsn, access_version=access_version)
+    stream = await _io.open_stream(address)
     try:
-        reply = _exchange(fresh, ctype, theirs[0], theirs[1], secret, variant)
+        reply = await run_async(stream, exchange(plan, plan.proto_vsn, plan.lib_vsn))
+        theirs = judge(reply, plan.proto_vsn, True)
+        if theirs is not None:
+            stream.close()
+            stream = await _io.open_stream(address)
+            reply = await run_async(stream, exchange(plan, *theirs))
+            judge_retry(reply, plan.proto_vsn, theirs)
     except BaseException:
-        fresh.close()
+        stream.close()
         raise
-    if reply.byte0 == _protocol.HELLO_BADVSN:
-        fresh.close()
-        error.raise_error(error.ERR_PROTOUSAGE,
-                          "daemon rejected library protocol versions %d and %d (it announced %d); %s"
-                          % (proto_vsn, theirs[0], reply.proto_vsn, hint))
-    _io.replace_connection(sock, fresh)
-    return reply
+    return stream, reply

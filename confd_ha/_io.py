@@ -28,9 +28,18 @@ def _fail(exc: OSError, what: str):
                       exc.errno)
 
 
+def _nodelay(sock: socket.socket) -> None:
+    # Requests are small writes that each wait for a reply: without TCP_NODELAY the first
+    # order after the token frame waits ~40 ms for the daemon's delayed ACK (Nagle).
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def connect(sock: socket.socket, address) -> None:
+    """Connect ``sock`` (which this package then owns the options of: TCP_NODELAY is set)."""
     try:
         sock.connect(address)
+        _nodelay(sock)
     except OSError as exc:
         _fail(exc, "connecting to the daemon")
 
@@ -64,19 +73,46 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
 def read_frame(sock: socket.socket, limit: int = _protocol.MAX_FRAME) -> bytes:
     """The payload of the next frame. A frame announced above ``limit`` is refused before
     anything is allocated for it, and the socket is closed (W-15)."""
-    header = recv_exact(sock, 4)
+    return _finish_frame(sock, recv_exact(sock, 4), limit)
+
+
+def call(sock: socket.socket, request: bytes, limit: int = _protocol.MAX_FRAME) -> bytes:
+    """Send one request frame and return the payload of the reply frame.
+
+    The common case -- header and payload each arriving whole -- takes two recv calls and
+    no helper frames (this is the hot path of status()); everything else goes through
+    read_frame's careful path.
+    """
+    try:
+        sock.sendall(request)
+    except OSError as exc:
+        _fail(exc, "sending to the daemon")
+    try:
+        header = sock.recv(4)
+        if len(header) == 4:
+            size = int.from_bytes(header, "big")
+            if size <= limit:
+                payload = sock.recv(size) if size else b""
+                if len(payload) == size:
+                    return payload
+                if not payload:
+                    error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
+                return payload + recv_exact(sock, size - len(payload))
+    except OSError as exc:
+        _fail(exc, "waiting for the daemon")
+    if not header:
+        error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
+    return _finish_frame(sock, header + recv_exact(sock, 4 - len(header)) if len(header) < 4
+                         else header, limit)
+
+
+def _finish_frame(sock: socket.socket, header: bytes, limit: int) -> bytes:
     try:
         size = _protocol.frame_size(header, limit)
     except error.Error:
         sock.close()
         raise
     return recv_exact(sock, size) if size else b""
-
-
-def call(sock: socket.socket, request: bytes, limit: int = _protocol.MAX_FRAME) -> bytes:
-    """Send one request frame and return the payload of the reply frame."""
-    send(sock, request)
-    return read_frame(sock, limit)
 
 
 def replace_connection(sock: socket.socket, fresh: socket.socket) -> None:
@@ -102,6 +138,7 @@ def open_like(sock: socket.socket, address) -> socket.socket:
     fresh.settimeout(sock.gettimeout())
     try:
         fresh.connect(address)
+        _nodelay(fresh)
     except OSError as exc:
         fresh.close()
         _fail(exc, "reconnecting to the daemon")
@@ -113,3 +150,98 @@ def peer_address(sock: socket.socket):
         return sock.getpeername()
     except OSError:
         return None
+
+
+# ---------------------------------------------------------------- asyncio (confd_ha.aio)
+#
+# The same outcome mapping for asyncio streams. A Stream reads frames in a way that survives
+# cancellation (asyncio.wait_for, task.cancel()): StreamReader.readexactly either returns all
+# the bytes asked for or consumes none, and the payload size of a frame whose header was read
+# is kept until its payload has been read, so a cancelled read loses nothing and the next one
+# continues where it stopped.
+
+
+async def open_stream(address) -> "Stream":
+    """A :class:`Stream` connected to ``(host, port)`` or to an AF_UNIX path (``str``)."""
+    import asyncio
+
+    try:
+        if isinstance(address, (str, bytes)):
+            reader, writer = await asyncio.open_unix_connection(address)
+        else:
+            reader, writer = await asyncio.open_connection(address[0], address[1])
+    except OSError as exc:
+        _fail(exc, "connecting to the daemon")
+    return Stream(reader, writer)
+
+
+class Stream:
+    """An asyncio connection to the daemon (a StreamReader/StreamWriter pair)."""
+
+    def __init__(self, reader, writer):
+        self.reader = reader
+        self.writer = writer
+        self.closed = False          # closed by this side
+        self._pending = None         # payload size of a frame whose header has been read
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data`` for sending; once this returns the bytes will go out even if the
+        caller is cancelled before :meth:`drain`."""
+        if self.closed:
+            error.raise_error(error.CONFD_EOF, "connection closed")
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except OSError as exc:
+            _fail(exc, "sending to the daemon")
+
+    async def send(self, data: bytes) -> None:
+        self.write(data)
+        await self.drain()
+
+    async def recv_exact(self, n: int) -> bytes:
+        """Exactly n bytes; a peer close before that raises EOF."""
+        import asyncio
+
+        if self.closed:
+            error.raise_error(error.CONFD_EOF, "connection closed")
+        try:
+            return await self.reader.readexactly(n)
+        except asyncio.IncompleteReadError:
+            error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
+        except OSError as exc:
+            _fail(exc, "waiting for the daemon")
+
+    async def read_frame(self, limit: int = _protocol.MAX_FRAME) -> bytes:
+        """The payload of the next frame; a frame announced above ``limit`` is refused
+        before anything is allocated for it, and the stream is closed (W-15)."""
+        if self._pending is None:
+            header = await self.recv_exact(4)
+            try:
+                size = _protocol.frame_size(header, limit)
+            except error.Error:
+                self.close()
+                raise
+            self._pending = size
+        size = self._pending
+        payload = await self.recv_exact(size) if size else b""
+        self._pending = None
+        return payload
+
+    def peer_address(self):
+        return self.writer.get_extra_info("peername")
+
+    def close(self) -> None:
+        """Close the connection (idempotent; does not wait)."""
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
+
+    async def wait_closed(self) -> None:
+        """Wait until the transport is gone; errors of a dead connection are irrelevant."""
+        try:
+            await self.writer.wait_closed()
+        except (OSError, RuntimeError):
+            pass

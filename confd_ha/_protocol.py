@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import socket
 import threading
@@ -20,6 +21,7 @@ from . import error
 from ._core import ffi, lib
 from ._terms import Atom
 
+log = logging.getLogger("confd_ha")
 # ---------------------------------------------------------------- constants
 
 CT_EVENT = 11          # client type of an event-notification socket
@@ -274,6 +276,7 @@ def decode(payload: bytes):
 
 def validate(payload: bytes) -> int:
     """The C core's verdict on a payload (CHD_OK or a negative status), without building it."""
+    payload = bytes(payload)
     count = ffi.new("size_t *")
     return lib.chd_decode(payload, len(payload), ffi.NULL, 0, count)
 
@@ -344,6 +347,7 @@ def _reason_text(raw: bytes) -> str:
 
 def decode_reply(payload: bytes) -> None:
     """Check an order's reply: success returns None, ``{error, …}`` raises (W-18, W-19)."""
+    payload = bytes(payload)
     rep = getattr(_tls, "reply", None)
     if rep is None:
         rep = _tls.reply = ffi.new("chd_reply *")
@@ -351,8 +355,15 @@ def decode_reply(payload: bytes) -> None:
     if rc != lib.CHD_OK:
         error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
     kind = rep.kind
-    if kind == lib.CHD_REPLY_OK or kind == lib.CHD_REPLY_ATOM:
+    if kind == lib.CHD_REPLY_OK:
         return None
+    if kind == lib.CHD_REPLY_ATOM:
+        log.info("daemon replied with the atom %r; taken as success (W-18)",
+                 payload[rep.atom_off:rep.atom_off + rep.atom_len].decode("latin-1"))
+        return None
+    code = int(rep.code)
+    if code <= 0:  # not a confd_errno (and -2 would read as EOF)
+        error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
     reason = ""
     if kind == lib.CHD_REPLY_ERROR_REASON:
         if rep.reason_kind == lib.CHD_REASON_BYTES:
@@ -362,7 +373,7 @@ def decode_reply(payload: bytes) -> None:
             if not all(isinstance(x, int) and 0 <= x <= 255 for x in items):
                 error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
             reason = _reason_text(bytes(items))
-    error.raise_error(int(rep.code), reason)
+    error.raise_error(code, reason)
 
 
 class _StatusOut:
@@ -371,50 +382,93 @@ class _StatusOut:
     def __init__(self):
         self.state = ffi.new("int64_t *")
         self.sizes = ffi.new("size_t[2]")
+        self.count = self.sizes + 1
         self.flags = ffi.new("int *")
-        self.cap = 4096
-        self.text = ffi.new("unsigned char[]", self.cap)
+        self.grow(4096)
 
     def grow(self, cap: int) -> None:
         self.cap = cap
         self.text = ffi.new("unsigned char[]", cap)
+        self.buf = ffi.buffer(self.text)
+
+
+_status_decode = lib.chd_status_decode
+# The last status reply decoded, as (payload, state, kept), replaced as a whole. HA frameworks
+# poll status() and the reply rarely changes, so an equal payload is not decoded again.
+# ``kept`` is first the list of text fields (cheap to keep); on the first repeat it becomes a
+# tuple of private node dicts whose copies answer later repeats. Larger replies are not kept.
+_STATUS_KEEP_MAX = 64 * 1024
+_status_last = (None, 0, None)
+
+
+def _status_fields(payload: bytes):
+    """(state, text fields) by the C decoder; fields is None when the generic path is needed."""
+    try:
+        out = _tls.status
+    except AttributeError:
+        out = _tls.status = _StatusOut()
+    n = len(payload)
+    if 3 * n + 64 > out.cap:
+        out.grow(3 * n + 64)
+    if _status_decode(payload, n, out.state, out.text, out.cap, out.sizes, out.count, out.flags):
+        error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
+    if out.flags[0]:
+        return 0, None
+    if not out.count[0]:
+        return out.state[0], []
+    return out.state[0], out.buf[:out.sizes[0] - 1].decode("utf-8", "replace").split("\x00")
 
 
 def decode_status(payload: bytes):
-    """The getstatus reply as ``(state, [{'nodeid': str, 'address': str}, ...])``."""
-    out = getattr(_tls, "status", None)
-    if out is None:
-        out = _tls.status = _StatusOut()
-    need = 3 * len(payload) + 64
-    if need > out.cap:
-        out.grow(need)
-    sizes = out.sizes
-    rc = lib.chd_status_decode(payload, len(payload), out.state, out.text, out.cap,
-                               sizes, sizes + 1, out.flags)
-    if rc != lib.CHD_OK:
-        error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
-    if out.flags[0]:
+    """The getstatus reply as ``(state, [{'nodeid': str, 'address': str}, ...])``.
+
+    The caller owns the returned list and dicts (they are never shared between calls).
+    """
+    global _status_last
+    if type(payload) is not bytes:
+        payload = bytes(payload)
+    last = _status_last
+    if payload == last[0]:
+        state, kept = last[1], last[2]
+        if kept.__class__ is tuple:
+            return state, list(map(dict.copy, kept))
+        fields = iter(kept)
+        nodes = [{"nodeid": n, "address": a} for n, a in zip(fields, fields)]
+        _status_last = (payload, state, tuple(map(dict.copy, nodes)))
+        return state, nodes
+    state, fields = _status_fields(payload)
+    if fields is None:
         return _decode_status_generic(payload)
-    state = out.state[0]
-    if sizes[1] == 0:
+    if len(payload) <= _STATUS_KEEP_MAX:
+        _status_last = (payload, state, fields)
+    if not fields:
         return state, []
-    fields = iter(ffi.buffer(out.text, sizes[0])[:-1].decode("utf-8", "replace").split("\x00"))
-    return state, [{"nodeid": n, "address": a} for n, a in zip(fields, fields)]
+    it = iter(fields)
+    return state, [{"nodeid": n, "address": a} for n, a in zip(it, it)]
 
 
 def _decode_status_generic(payload: bytes):
     """Status replies with non-binary node ids or list addresses (rare; W-22, W-25)."""
     from .value import Value
 
-    state, nodes = decode(payload)
+    term = decode(payload)
+    if not (isinstance(term, tuple) and len(term) == 2 and _is_int(term[0])
+            and isinstance(term[1], list)):
+        error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
     result = []
-    for nodeid, addr in nodes:
+    for entry in term[1]:
+        if not (isinstance(entry, tuple) and len(entry) == 2):
+            error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
+        nodeid, addr = entry
         if isinstance(nodeid, bytes):
             nid = nodeid.split(b"\x00", 1)[0].decode("utf-8", "replace")
         else:
-            nid = str(Value.from_term(nodeid))
+            try:
+                nid = str(Value.from_term(nodeid))
+            except error.Error:
+                error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
         result.append({"nodeid": nid, "address": address_text(addr)})
-    return state, result
+    return term[0], result
 
 
 def address_text(addr) -> str:
@@ -548,3 +602,85 @@ def decode_subscription(payload: bytes) -> int:
 def encode_event(ha_type: int, data) -> bytes:
     """The framed HA event ``{64, {Type, Data}}``."""
     return encode_frame((NOTIF_HA_INFO, (ha_type, data)))
+
+
+# Client side: what the daemon sends on an event socket (W-22, W-24, W-30, W-31).
+
+HA_INFO_NOPRIMARY = 1
+HA_INFO_SECONDARY_DIED = 2
+HA_INFO_SECONDARY_ARRIVED = 3
+HA_INFO_SECONDARY_INITIALIZED = 4
+HA_INFO_IS_PRIMARY = 5
+HA_INFO_IS_NONE = 6
+HA_INFO_BESECONDARY_RESULT = 7
+_HA_INT_DATA = (HA_INFO_NOPRIMARY, HA_INFO_SECONDARY_INITIALIZED, HA_INFO_BESECONDARY_RESULT)
+_HA_NODE_DATA = (HA_INFO_SECONDARY_DIED, HA_INFO_SECONDARY_ARRIVED)
+
+
+class HaNode(NamedTuple):
+    """The node of a SECONDARY_DIED / SECONDARY_ARRIVED event."""
+
+    nodeid: object            # confd_ha.Value of the node-id term (W-25)
+    af: int                   # AF_INET | AF_INET6 | AF_STRING (this module's values)
+    address: str              # dotted quad, compressed IPv6 text, or the string (W-22)
+
+
+class Notification(NamedTuple):
+    """One decoded event frame. ``kind`` is the notification type (NOTIF_HA_INFO for HA
+    events); for HA events ``ha_type`` is 1..7 (or an unknown number) and ``data`` is an
+    ``int`` (types 1, 4, 7), a :class:`HaNode` (2, 3) or None (5, 6 and unknown types)."""
+
+    kind: int
+    ha_type: object = None
+    data: object = None
+
+
+def _bad_notification(what: str):
+    error.raise_error(error.ERR_PROTOUSAGE, "unexpected notification from daemon: %s" % what)
+
+
+def decode_subscription_reply(payload: bytes) -> None:
+    """Check the reply to a subscription: any atom is success, ``{error, …}`` raises as an
+    order's error would (W-30, W-18)."""
+    decode_reply(payload)
+
+
+def decode_notification(payload: bytes) -> Notification:
+    """Decode one frame read from an event socket.
+
+    ``{64, {Type, Data}}`` is an HA event; the client is liberal where the spec says so
+    (W-31): for types 5 and 6, and for unknown types, everything after ``Type`` is ignored
+    (so ``{Type}`` is fine too). A frame whose first element is another integer is a notification of another
+    kind, returned with its type only. Anything else raises ``ERR_PROTOUSAGE``.
+    """
+    term = decode(payload)
+    if not isinstance(term, tuple) or not term or not _is_int(term[0]):
+        _bad_notification("not a notification tuple")
+    if term[0] != NOTIF_HA_INFO:
+        return Notification(term[0])
+    if len(term) != 2 or not isinstance(term[1], tuple) or not term[1] or not _is_int(term[1][0]):
+        _bad_notification("HA event is not {64, {Type, Data}}")
+    body = term[1]
+    ha_type = body[0]
+    if ha_type in _HA_INT_DATA:
+        if len(body) != 2 or not _is_int(body[1]):
+            _bad_notification("HA event %d needs an integer" % ha_type)
+        return Notification(NOTIF_HA_INFO, ha_type, body[1])
+    if ha_type in _HA_NODE_DATA:
+        if len(body) != 2 or not isinstance(body[1], tuple) or len(body[1]) != 2:
+            _bad_notification("HA event %d needs {NodeId, Addr}" % ha_type)
+        return Notification(NOTIF_HA_INFO, ha_type, _ha_node(*body[1]))
+    # IS_PRIMARY, IS_NONE and types this client does not know: whatever follows the type
+    # is ignored (W-31).
+    return Notification(NOTIF_HA_INFO, ha_type)
+
+
+def _ha_node(nodeid, addr) -> HaNode:
+    from .value import Value
+
+    try:
+        value = Value.from_term(nodeid)
+    except error.Error:
+        _bad_notification("unrecognised node id")
+    af, text = address_parts(addr)
+    return HaNode(value, af, text)

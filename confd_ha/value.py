@@ -189,7 +189,11 @@ class Value:
         """The value a received term stands for (W-26): a bare binary is C_BUF, a bare
         integer C_INT32 or C_INT64, ``true``/``false`` C_BOOL."""
         v = object.__new__(cls)
-        t, val = _decode_term(term)
+        try:
+            t, val = _decode_term(term)
+        except (ValueError, TypeError, OverflowError):
+            # A term of a known shape whose parts are out of range (a peer's bytes).
+            error.raise_error(error.ERR_BADTYPE, "unrecognised value term")
         v._type, v._val = t, val
         return v
 
@@ -327,9 +331,11 @@ def _decode_term(term):
                 return t, v
             if t == C_OBJECTREF:
                 return t, v
-            if t in _PREFIXES and isinstance(v, tuple) and len(v) == 2:
+            if t in _PREFIXES and isinstance(v, tuple) and len(v) == 2 and _is_int(v[1]):
                 addr, plen = v
-                if isinstance(addr, tuple) and len(addr) in (4, 8):
+                if isinstance(addr, tuple) and len(addr) == (4 if _PREFIXES[t] == 4 else 8) \
+                        and all(_is_int(x) and 0 <= x <= (255 if len(addr) == 4 else 0xFFFF)
+                                for x in addr):
                     if len(addr) == 4:
                         text = str(ipaddress.IPv4Address(bytes(addr)))
                     else:

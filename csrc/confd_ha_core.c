@@ -1000,8 +1000,15 @@ static int read_ip_words(reader *r, uint32_t count, uint64_t max, unsigned char 
     chd_term t;
     int st;
     for (uint32_t i = 0; i < count; i++) {
-        if ((st = read_one(r, &t)) != CHD_OK)
+        if (r->len - r->pos >= 2 && r->p[r->pos] == TAG_SMALL_INTEGER) {
+            /* The form daemons send; skips the general reader for most of a status. */
+            t.kind = CHD_K_INT;
+            t.neg = 0;
+            t.mag = r->p[r->pos + 1];
+            r->pos += 2;
+        } else if ((st = read_one(r, &t)) != CHD_OK) {
             return st;
+        }
         if (t.kind != CHD_K_INT || t.neg || t.mag > max)
             return CHD_E_SHAPE;
         if (max == 255) {

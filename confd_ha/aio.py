@@ -1,0 +1,261 @@
+"""asyncio versions of the HA control calls and of the HA event stream.
+
+Same arguments, results and exceptions as the blocking API (``confd_ha``,
+``confd_ha.events``); the connection is an object instead of a caller-owned socket::
+
+    import asyncio
+    from confd_ha import aio, events
+
+    async def main():
+        async with await aio.connect("token", "127.0.0.1", 4565) as ha:
+            await ha.beprimary("n1")
+            print(await ha.status())
+        async with await aio.notifications_connect(events.NOTIF_HA_INFO) as stream:
+            async for n in stream:
+                print(n["hnot"])
+
+    asyncio.run(main())
+
+Timeouts: wrap any call in ``asyncio.wait_for`` (or cancel its task), or give ``timeout=``
+(seconds) to :func:`connect` / :func:`notifications_connect` to bound every call of that
+connection, raising :class:`confd_ha.error.Timeout` like a socket timeout does. Cancelling is
+safe: the connection stays usable. A control call whose reply had not arrived when it was
+cancelled has still been sent; its late reply is read and discarded by the next call (the
+daemon answers orders in order). A cancelled :meth:`EventStream.read` loses no event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+
+from . import _args, _handshake, _protocol, error
+from .events import notification_dict
+
+__all__ = ["connect", "notifications_connect", "Connection", "EventStream"]
+
+
+def _address(ip, port, path):
+    import confd_ha
+
+    return _handshake.stream_address(ip, port, path, confd_ha.ADDR, confd_ha.PORT)
+
+
+def _check_timeout(timeout):
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError("timeout argument must be a number or None")
+        if not timeout > 0:
+            raise ValueError("timeout must be positive")
+    return timeout
+
+
+async def _bounded(coro, timeout):
+    """Await ``coro``, raising :class:`confd_ha.error.Timeout` after ``timeout`` seconds."""
+    if timeout is None:
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except asyncio.TimeoutError as exc:
+        if isinstance(exc, error.Error):   # a Timeout raised inside: already ours
+            raise
+    error.raise_error(error.ERR_OS, "timed out waiting for the daemon", errno.ETIMEDOUT)
+
+
+async def _open(ctype, address, timeout, options, func):
+    _handshake.check_options(options, func)
+    return await _bounded(_handshake.open_stream(ctype, address, **options), timeout)
+
+
+# ---------------------------------------------------------------- HA control
+
+
+async def connect(token, ip=None, port=None, path=None, *, timeout=None,
+                  **options) -> "Connection":
+    """Open the daemon's HA control connection and hand over ``token``.
+
+    TCP to ``ip``:``port`` (defaults ``confd_ha.ADDR``:``confd_ha.PORT``), or AF_UNIX to
+    ``path``. As with :func:`confd_ha.connect`, this replaces the daemon's previous HA
+    control connection and its token. ``timeout`` bounds each call (seconds); keyword
+    ``options``: ``proto_vsn``, ``lib_vsn``, ``access_version``.
+    """
+    token = _args.token_bytes(token)
+    timeout = _check_timeout(timeout)
+    address = _address(ip, port, path)
+    stream, reply = await _open(_protocol.CT_HA, address, timeout, options, "connect")
+    try:
+        # W-16: the token's bytes as one raw frame, no NUL, no reply.
+        await _bounded(stream.send(_protocol.frame(token)), timeout)
+    except BaseException:
+        stream.close()
+        raise
+    return Connection(stream, reply, timeout)
+
+
+class Connection:
+    """An HA control connection (from :func:`connect`); an async context manager."""
+
+    def __init__(self, stream, reply, timeout=None):
+        self._stream = stream
+        self._lock = asyncio.Lock()
+        self._owed = 0               # replies of cancelled calls still to be read
+        self.daemon_info = reply     # the daemon's accepted hello reply (W-05)
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        state = "closed" if self._stream.closed else "open"
+        return "<confd_ha.aio.Connection %s to %r>" % (state, self._stream.peer_address())
+
+    async def _call(self, request: bytes) -> bytes:
+        return await _bounded(self._exchange(request), self.timeout)
+
+    async def _exchange(self, request: bytes) -> bytes:
+        limit = _handshake.SETTINGS.max_reply
+        async with self._lock:
+            # Replies of earlier, cancelled calls come first on this socket: skip them.
+            while self._owed:
+                await self._stream.read_frame(limit)
+                self._owed -= 1
+            self._stream.write(request)
+            self._owed += 1
+            await self._stream.drain()
+            payload = await self._stream.read_frame(limit)
+            self._owed -= 1
+            return payload
+
+    async def _send(self, request: bytes) -> None:
+        async def send():
+            async with self._lock:
+                await self._stream.send(request)
+        await _bounded(send(), self.timeout)
+
+    async def beprimary(self, mynodeid) -> None:
+        """Make the node primary (``bemaster``) with node id ``mynodeid``."""
+        request = _protocol.encode_order(_protocol.BEPRIMARY,
+                                         _args.node_term(mynodeid, "mynodeid"))
+        _protocol.decode_reply(await self._call(request))
+
+    async def besecondary(self, mynodeid, primary_id=None, primary_ip=None, waitreply=None, *,
+                          masterid=None, masterip=None) -> None:
+        """Make the node a secondary of ``primary_id`` at ``primary_ip`` (``beslave``); with
+        ``waitreply`` false only the order is sent and the outcome arrives as
+        ``HA_INFO_BESECONDARY_RESULT`` on an event stream."""
+        request, wait = _args.besecondary_order(mynodeid, primary_id, primary_ip, waitreply,
+                                                masterid, masterip)
+        if wait:
+            _protocol.decode_reply(await self._call(request))
+        else:
+            await self._send(request)   # W-17: the daemon sends nothing back
+
+    async def benone(self) -> None:
+        """Make the node leave any HA role (state NONE)."""
+        _protocol.decode_reply(await self._call(_protocol.BENONE_FRAME))
+
+    async def berelay(self) -> None:
+        """Make a secondary a relay for other secondaries."""
+        _protocol.decode_reply(await self._call(_protocol.BERELAY_FRAME))
+
+    async def secondary_dead(self, nodeid) -> None:
+        """Tell a primary that the secondary ``nodeid`` is dead (``slave_dead``)."""
+        request = _protocol.encode_order(_protocol.SECONDARY_DEAD,
+                                         _args.node_term(nodeid, "nodeid"))
+        _protocol.decode_reply(await self._call(request))
+
+    async def status(self):
+        """``(state, [{'nodeid': str, 'address': str}, ...])`` of the node."""
+        return _protocol.decode_status(await self._call(_protocol.GETSTATUS_FRAME))
+
+    bemaster = beprimary
+    beslave = besecondary
+    slave_dead = secondary_dead
+
+    async def close(self) -> None:
+        """Close the connection (the node keeps its role, B-02)."""
+        self._stream.close()
+        await self._stream.wait_closed()
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+# ---------------------------------------------------------------- events
+
+
+async def notifications_connect(mask, ip=None, port=None, path=None, *, timeout=None,
+                                **options) -> "EventStream":
+    """Open an event-notification connection subscribed to ``mask`` (see
+    :func:`confd_ha.events.notifications_connect`). ``timeout`` bounds the connect, each
+    :meth:`EventStream.sync` and each :meth:`EventStream.read` (seconds)."""
+    mask = _args.event_mask(mask)
+    timeout = _check_timeout(timeout)
+    address = _address(ip, port, path)
+    stream, reply = await _open(_protocol.CT_EVENT, address, timeout, options,
+                                "notifications_connect")
+    try:
+        async def subscribe():
+            await stream.send(_protocol.encode_subscription(mask))
+            return await stream.read_frame(_handshake.SETTINGS.max_reply)
+        _protocol.decode_subscription_reply(await _bounded(subscribe(), timeout))
+    except BaseException:
+        stream.close()
+        raise
+    return EventStream(stream, reply, timeout)
+
+
+class EventStream:
+    """A subscribed event-notification connection; an async iterator of the same dicts as
+    :func:`confd_ha.events.read_notification`, and an async context manager.
+
+    Iteration ends when the stream is closed on this side (:meth:`close`); a connection the
+    daemon closes raises :class:`confd_ha.error.EOF`, as a blocking read would.
+    """
+
+    def __init__(self, stream, reply, timeout=None):
+        self._stream = stream
+        self._lock = asyncio.Lock()
+        self.daemon_info = reply
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        state = "closed" if self._stream.closed else "open"
+        return "<confd_ha.aio.EventStream %s to %r>" % (state, self._stream.peer_address())
+
+    async def read(self) -> dict:
+        """The next notification (see :func:`confd_ha.events.read_notification`)."""
+        async def read():
+            async with self._lock:
+                return await self._stream.read_frame(_handshake.SETTINGS.max_reply)
+        payload = await _bounded(read(), self.timeout)
+        return notification_dict(_protocol.decode_notification(payload))
+
+    async def sync(self) -> None:
+        """Acknowledge the last HA event (``events.sync_ha_notification``)."""
+        await _bounded(self._stream.send(_protocol.HA_SYNCED_FRAME), self.timeout)
+
+    def __aiter__(self) -> "EventStream":
+        return self
+
+    async def __anext__(self) -> dict:
+        if self._stream.closed:
+            raise StopAsyncIteration
+        try:
+            return await self.read()
+        except error.EOF:
+            if self._stream.closed:   # closed by us while waiting
+                raise StopAsyncIteration from None
+            raise
+
+    async def close(self) -> None:
+        """Close the connection (a sync subscriber's pending events count as acknowledged,
+        W-32)."""
+        self._stream.close()
+        await self._stream.wait_closed()
+
+    async def __aenter__(self) -> "EventStream":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
