@@ -1,0 +1,115 @@
+"""Configuration of one emulated node (spec B-01, B-31, W-02, W-06, W-15, B-28).
+
+A :class:`NodeConfig` is plain data; :class:`confd_ha.emulator.node.Node` reads it at start.
+Fields left at ``None`` take the flavour's defaults when the object is created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from .. import _protocol
+
+FLAVOURS = {
+    # flavour: (IPC port, HA port) -- B-01
+    "confd": (4565, 4569),
+    "nso": (4569, 4570),
+}
+DEFAULT_TICK = 20.0
+
+
+@dataclass
+class NodeConfig:
+    """Everything an emulated node is configured with.
+
+    ``ipc_port`` 0 picks a free port (read the real one from ``Node.ipc_port``);
+    ``ha_address`` defaults to ``ipc_address`` so that nodes co-hosted on 127.0.0.x get
+    distinct HA and source addresses (B-12); ``tick_timeout`` 0 disables ticks and every
+    timeout derived from them (B-20, B-16); ``data_dir`` None keeps the datastore in memory
+    (it then survives ``restart()`` but not the process); ``ipc_access_file`` names the IPC
+    access-check secret (None: check disabled); ``accepted_proto_vsns`` is an inclusive
+    ``(lo, hi)`` range of client protocol versions (None: all, W-06).
+    """
+
+    name: str = "node"
+    flavour: str = "confd"
+    ipc_address: str = "127.0.0.1"
+    ipc_port: Optional[int] = None
+    ipc_path: Optional[str] = None
+    ha_address: Optional[str] = None
+    ha_port: Optional[int] = None
+    tick_timeout: float = DEFAULT_TICK
+    data_dir: Optional[str] = None
+    ipc_access_file: Optional[str] = None
+    start_phase: int = 2
+    accepted_proto_vsns: Optional[Tuple[int, int]] = None
+    proto_vsn: int = _protocol.DEFAULT_PROTO_VSN
+    vsn: int = _protocol.DEFAULT_LIB_VSN
+    maxdepth: int = _protocol.SERVER_MAXDEPTH
+    maxkeylen: int = _protocol.SERVER_MAXKEYLEN
+    ha_vsn: int = _protocol.DEFAULT_LIB_VSN
+    fxs_fp: bytes = b""
+    ha_config_fp: bytes = b""
+    init_timeout: float = 5.0
+    max_frame: int = _protocol.MAX_FRAME
+    event_write_block: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.flavour not in FLAVOURS:
+            raise ValueError("flavour must be 'confd' or 'nso', not %r" % (self.flavour,))
+        ipc_default, ha_default = FLAVOURS[self.flavour]
+        if self.ipc_port is None:
+            self.ipc_port = ipc_default
+        if self.ha_port is None:
+            self.ha_port = ha_default
+        if self.ha_address is None:
+            self.ha_address = self.ipc_address
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError("name must be a non-empty string")
+        for field, value in (("ipc_address", self.ipc_address), ("ha_address", self.ha_address)):
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError("%s must be an IP address literal, not %r" % (field, value)) from None
+        for field, value in (("ipc_port", self.ipc_port), ("ha_port", self.ha_port)):
+            if not _is_int(value) or not 0 <= value <= 65535:
+                raise ValueError("%s must be an integer 0..65535" % field)
+        if self.ha_port == 0:
+            raise ValueError("ha_port must be a fixed port: secondaries connect to it (B-12)")
+        self.tick_timeout = float(self.tick_timeout)
+        if not self.tick_timeout >= 0:
+            raise ValueError("tick_timeout must be >= 0")
+        if self.start_phase not in (0, 2):
+            raise ValueError("start_phase must be 0 or 2")
+        if self.accepted_proto_vsns is not None:
+            lo, hi = self.accepted_proto_vsns
+            if not (_is_int(lo) and _is_int(hi) and 0 <= lo <= hi <= 0xFFFF):
+                raise ValueError("accepted_proto_vsns must be (lo, hi) with 0 <= lo <= hi <= 65535")
+            self.accepted_proto_vsns = (lo, hi)
+        for field, value, top in (("proto_vsn", self.proto_vsn, 0xFFFF), ("vsn", self.vsn, 0xFFFFFFFF),
+                                  ("maxdepth", self.maxdepth, 255), ("maxkeylen", self.maxkeylen, 255),
+                                  ("ha_vsn", self.ha_vsn, 0xFFFFFFFF)):
+            if not _is_int(value) or not 0 <= value <= top:
+                raise ValueError("%s must be an integer 0..%d" % (field, top))
+        for field in ("fxs_fp", "ha_config_fp"):
+            value = getattr(self, field)
+            if not isinstance(value, (bytes, bytearray)):
+                raise ValueError("%s must be bytes" % field)
+            setattr(self, field, bytes(value))
+        if not self.init_timeout > 0:
+            raise ValueError("init_timeout must be > 0")
+        if not _is_int(self.max_frame) or not 64 <= self.max_frame <= 0xFFFFFFFF:
+            raise ValueError("max_frame must be an integer of at least 64")
+        if not self.event_write_block > 0:
+            raise ValueError("event_write_block must be > 0")
+
+    @property
+    def death_timeout(self) -> float:
+        """3 × tick timeout: silence after which a peer is dead, and the join deadline (0: never)."""
+        return 3 * self.tick_timeout
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
