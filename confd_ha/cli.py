@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -61,20 +62,22 @@ def _add_connection_options(p: argparse.ArgumentParser, token: bool = True) -> N
         g.add_argument("--token", help=argparse.SUPPRESS)
 
 
-def _read_token(args, err) -> str:
+def _read_token(args, err):
     """The token from --token-file, $CONFD_HA_TOKEN, --token (warned about) or a prompt."""
     if args.token_file:
         try:
             with open(args.token_file, "rb") as f:
-                return f.read().rstrip(b"\r\n").decode("utf-8")
+                # bytes, as the daemon takes them: decoding could fail with a message
+                # quoting the token's bytes.
+                return f.read().rstrip(b"\r\n")
         except OSError as exc:
             raise UsageError("cannot read --token-file: %s" % exc.strerror)
     if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV]
+        return os.fsencode(os.environ[TOKEN_ENV])  # its bytes, even if not UTF-8
     if args.token is not None:
         print("warning: --token puts the token in the process list, visible to every local "
               "user; prefer --token-file or $%s" % TOKEN_ENV, file=err)
-        return args.token
+        return os.fsencode(args.token)
     if sys.stdin is not None and sys.stdin.isatty():
         return getpass.getpass("HA token: ")
     raise UsageError("no HA token: use --token-file, $%s or run interactively" % TOKEN_ENV)
@@ -122,7 +125,7 @@ def _control_socket(args, err) -> socket.socket:
 # ---------------------------------------------------------------- commands
 
 
-def _print_status(state, nodes, as_json: bool, out) -> None:
+def print_status(state, nodes, as_json: bool, out) -> None:
     name = STATE_NAMES.get(state, "unknown")
     if as_json:
         print(json.dumps({"state": name, "state_code": state, "nodes": nodes}), file=out)
@@ -139,7 +142,7 @@ def cmd_status(args, out, err) -> int:
     s = _control_socket(args, err)
     with s:
         state, nodes = _ha().status(s)
-    _print_status(state, nodes, args.json, out)
+    print_status(state, nodes, args.json, out)
     return EXIT_OK
 
 
@@ -204,13 +207,13 @@ def cmd_watch(args, out, err) -> int:
     from . import error, events
 
     s = _open_socket(args)
-    s.settimeout(None)
     mask = events.NOTIF_HA_INFO | (events.NOTIF_HA_INFO_SYNC if args.sync else 0)
     with s:
         try:
             events.notifications_connect(s, mask, args.ipc_address, args.ipc_port, args.path)
         except (error.Error, error.EOF) as exc:
             raise ConnectFailure(exc) from exc
+        s.settimeout(None)  # --timeout bounds the connect; events may be hours apart
         try:
             while True:
                 ev = events.read_notification(s)
@@ -314,15 +317,31 @@ def _add_emulate_options(sp) -> None:
     sp.add_argument("--accept-proto-vsn", default=None, metavar="LO:HI",
                     help="accept only client protocol versions in this inclusive range")
     sp.add_argument("--ha-vsn", type=lambda s: int(s, 0), default=None, help="HA protocol version")
+    sp.add_argument("--proto-vsn", type=lambda s: int(s, 0), default=None,
+                    help="protocol version the node reports in its hello reply (default 82)")
+    sp.add_argument("--vsn", type=lambda s: int(s, 0), default=None,
+                    help="version identity in the hello reply (default 0x08020500)")
     sp.add_argument("--fxs-fingerprint", default=None, help="schema fingerprint (join check)")
     sp.add_argument("--ha-config-fingerprint", default=None, help="HA-config fingerprint (join check)")
     sp.add_argument("--log-level", default="warning", help="python logging level (default warning)")
+    sp.add_argument("--control-path", default=None,
+                    help="control endpoint on this AF_UNIX path (default: the abstract socket "
+                         "@confd-ha-ctl:ADDRESS:PORT)")
+    sp.add_argument("--exit-on-stdin-eof", action="store_true",
+                    help="also stop when stdin is closed (a supervisor's pipe: the node dies "
+                         "with its parent)")
 
 
 def _add_cdb_options(sp) -> None:
-    sp.add_argument("--ipc-address", default=os.environ.get("CONFD_IPC_ADDR") or "127.0.0.1")
-    sp.add_argument("--ipc-port", type=int, default=_default_port())
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--ipc-address", default=os.environ.get("CONFD_IPC_ADDR") or "127.0.0.1",
+                    help="the emulated node's IPC address (default: $CONFD_IPC_ADDR or 127.0.0.1)")
+    sp.add_argument("--ipc-port", type=int, default=_default_port(),
+                    help="the emulated node's IPC port (default: $CONFD_IPC_PORT or 4565)")
+    sp.add_argument("--control-path", default=None,
+                    help="the node's control endpoint path, if it was started with one")
+    sp.add_argument("--timeout", type=float, default=120.0,
+                    help="seconds to wait for the node (default 120; 0 = forever)")
+    sp.add_argument("--json", action="store_true", help="print the endpoint's JSON reply")
     cmds = sp.add_subparsers(dest="cdb_command", metavar="ACTION")
     cmds.required = True
     c = cmds.add_parser("set", help="commit PATH=VALUE")
@@ -332,12 +351,27 @@ def _add_cdb_options(sp) -> None:
     c.add_argument("path")
     c = cmds.add_parser("delete", help="delete PATH and everything below it")
     c.add_argument("path")
-    cmds.add_parser("show", help="print every path and value")
+    c = cmds.add_parser("show", help="print every path and value (below PREFIX)")
+    c.add_argument("prefix", nargs="?", default="/")
     cmds.add_parser("txid", help="print the transaction id")
+    helps = {"phase": "advance the start phase (0 -> 1 -> 2)",
+             "upgrade": "set (on) or clear (off) 'upgrade in progress'",
+             "kill": "kill the node: every socket closed abruptly (the process keeps running)",
+             "freeze": "hold all inter-node traffic, sockets open (peers see HA_NOTICK)",
+             "thaw": "release a freeze",
+             "partition": "hold inter-node traffic with IP, both ways",
+             "heal": "end the partition from IP (all partitions without IP)",
+             "info": "state, node id, peers, subscribers, transaction id, decisions"}
     for action in ("phase", "upgrade", "kill", "freeze", "thaw", "partition", "heal", "info"):
-        c = cmds.add_parser(action, help="control: %s" % action)
-        if action in ("phase", "upgrade", "partition", "heal"):
+        c = cmds.add_parser(action, help=helps[action])
+        if action in ("phase", "upgrade", "partition"):
             c.add_argument("arg")
+        elif action == "heal":
+            c.add_argument("arg", nargs="?", default=None)
+    cmds.add_parser("stop", help="stop the node in an orderly way (peers get a goodbye)")
+    cmds.add_parser("start", help="start a stopped or killed node (NONE, data kept)")
+    c = cmds.add_parser("restart", help="stop (or --kill) and start the node again")
+    c.add_argument("--kill", action="store_true", help="kill instead of an orderly stop")
 
 
 def main(argv=None, out=None, err=None) -> int:
@@ -345,7 +379,9 @@ def main(argv=None, out=None, err=None) -> int:
     err = err or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse writes --help and usage errors to sys.stdout/sys.stderr: send them to ours.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage message
         return EXIT_USAGE if exc.code else EXIT_OK
     from . import error
@@ -366,13 +402,25 @@ def main(argv=None, out=None, err=None) -> int:
         if code == error.ERR_OS:
             print("confd-ha: connection failure: %s" % exc, file=err)
             return EXIT_CONNECT
-        print("confd-ha: daemon error %d %s: %s" % (code, error.errname(code), exc), file=err)
+        detail = exc.confd_strerror + (": " + exc.confd_lasterr if exc.confd_lasterr else "")
+        print("confd-ha: daemon error %d %s: %s" % (code, error.errname(code), detail), file=err)
         return EXIT_DAEMON
     except (ValueError, TypeError) as exc:
         print("confd-ha: %s" % exc, file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`confd-ha watch | head -1`): stop quietly, and keep the
+        # interpreter's last flush of stdout from printing a traceback.
+        if out is sys.stdout:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

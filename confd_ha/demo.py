@@ -1,0 +1,315 @@
+"""``confd-ha demo``: a whole HA lifecycle on three emulated nodes, narrated step by step.
+
+Three emulated ConfD nodes run in this process (127.0.0.1-3, free IPC ports, one shared HA
+port). The demo drives them exactly as an HA framework would -- through the public client
+API only: ``confd_ha.connect``/``beprimary``/``besecondary``/``status`` on one HA control
+socket per node, and ``confd_ha.events`` on one event socket per node. Writing to a node's
+datastore and killing a node are not part of that API; they go through the emulator's
+control interface (``confd_ha.emulator.runner``), as with any emulated node.
+
+The story: n1 becomes primary; n2 joins synchronously, n3 asynchronously; a commit on n1
+reaches both; a write on n2 is refused; n1 dies; n2 is promoted and n3 re-pointed to it
+without a copy; a final status of every node. Each step checks what it shows, so a step
+that does not behave as described stops the demo (exit 1). Ctrl-C stops it cleanly (exit
+130). Either way every node, thread and socket is gone when :func:`run` returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import socket
+import threading
+import time
+
+import confd_ha as ha
+from confd_ha import error, events
+
+TOKEN = "demo-token"  # a demo: every node gets the same, never printed
+EVENT_NAMES = {
+    events.HA_INFO_NOPRIMARY: "NOPRIMARY",
+    events.HA_INFO_SECONDARY_DIED: "SECONDARY_DIED",
+    events.HA_INFO_SECONDARY_ARRIVED: "SECONDARY_ARRIVED",
+    events.HA_INFO_SECONDARY_INITIALIZED: "SECONDARY_INITIALIZED",
+    events.HA_INFO_IS_PRIMARY: "IS_PRIMARY",
+    events.HA_INFO_IS_NONE: "IS_NONE",
+    events.HA_INFO_BESECONDARY_RESULT: "BESECONDARY_RESULT",
+}
+PATH = "/demo/greeting"
+
+
+class StepFailed(Exception):
+    """A step did not observe what it was meant to show."""
+
+
+class _Demo:
+    """The three nodes, their sockets, and the narration."""
+
+    def __init__(self, out, tick: float):
+        self.out = out
+        self.tick = tick
+        # Events arrive within milliseconds here; the bound only keeps a broken step from
+        # hanging (a join may take up to 3 ticks before it fails).
+        self.wait = max(5.0, 4 * tick)
+        self.step = 0
+        self.title = "starting the nodes"
+        self.cluster = None
+        self.nodes = {}     # name -> runner SyncNode (the emulator's control interface)
+        self.control = {}   # name -> HA control socket (the public client API)
+        self.events = {}    # name -> HA event socket
+        self.killed = {}    # name -> step in which it was killed
+
+    # ------------------------------------------------------------ narration
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def begin(self, title: str, text: str) -> None:
+        self.step += 1
+        self.title = title
+        self.say("%2d. %s: %s" % (self.step, title, text))
+
+    def saw(self, text: str) -> None:
+        self.say("    -> " + text)
+
+    # ------------------------------------------------------------ helpers
+
+    def addr(self, name: str) -> str:
+        return self.nodes[name].ipc_address
+
+    def expect(self, name: str, want: int) -> dict:
+        """The next HA event on node ``name``, which must be of type ``want``."""
+        s = self.events[name]
+        s.settimeout(self.wait)
+        try:
+            n = events.read_notification(s)
+        except error.Timeout:
+            raise StepFailed("no %s event on %s within %.0f s"
+                             % (EVENT_NAMES[want], name, self.wait)) from None
+        hnot = n.get("hnot", {})
+        if n.get("type") != events.NOTIF_HA_INFO or hnot.get("type") != want:
+            raise StepFailed("expected %s on %s, got %s" % (
+                EVENT_NAMES[want], name, EVENT_NAMES.get(hnot.get("type"), n)))
+        return hnot
+
+    def state_of(self, name: str) -> str:
+        state, _nodes = ha.status(self.control[name])
+        return _state_name(state)
+
+    # ------------------------------------------------------------ the story
+
+    def start(self) -> None:
+        from .emulator.runner import Cluster
+
+        self.say("confd-ha demo: three emulated ConfD nodes in this process, tick timeout %g s"
+                 % self.tick)
+        self.begin("three nodes", "start n1, n2, n3 on 127.0.0.1-3 with free IPC ports and "
+                   "one shared HA port")
+        self.cluster = Cluster(3, tick_timeout=self.tick)
+        for node in self.cluster:
+            self.nodes[node.name] = node
+        for name, node in self.nodes.items():
+            s = _client_socket(node.ipc_address, self.wait)
+            self.control[name] = s
+            ha.connect(s, TOKEN, node.ipc_address, node.ipc_port)
+            e = _client_socket(node.ipc_address, self.wait)
+            self.events[name] = e
+            events.notifications_connect(e, events.NOTIF_HA_INFO, node.ipc_address,
+                                         node.ipc_port)
+        self.saw("%s; HA port %d" % (", ".join(
+            "%s IPC %s:%d" % (n, node.ipc_address, node.ipc_port)
+            for n, node in self.nodes.items()), self.cluster.ha_port))
+        self.saw("HA control sockets s1, s2, s3 (ha.connect, the same secret token on all) and "
+                 "one HA event socket per node (events.notifications_connect)")
+        self.saw("states: %s" % ", ".join("%s %s" % (n, self.state_of(n)) for n in self.nodes))
+
+    def n1_primary(self) -> None:
+        self.begin("n1 becomes primary", 'ha.beprimary(s1, "n1"), then a first commit on n1 '
+                   '(emulator control interface): %s = "first config"' % PATH)
+        ha.beprimary(self.control["n1"], "n1")
+        self.expect("n1", events.HA_INFO_IS_PRIMARY)
+        self.saw("n1 event: IS_PRIMARY; n1 is now %s" % self.state_of("n1"))
+        txid = self.nodes["n1"].commit([("set", PATH, "first config")])
+        self.saw("n1 committed transaction %s" % txid)
+
+    def n2_joins(self) -> None:
+        self.begin("n2 joins synchronously", 'ha.besecondary(s2, "n2", "n1", "%s", waitreply=1)'
+                   % self.addr("n1"))
+        ha.besecondary(self.control["n2"], "n2", "n1", self.addr("n1"), 1)
+        self.saw("the call returned ok: n2 has finished its initial sync")
+        hnot = self.expect("n2", events.HA_INFO_SECONDARY_INITIALIZED)
+        by_copy = hnot["cdb_initialized_by_copy"]
+        self.saw("n2 event: SECONDARY_INITIALIZED cdb_initialized_by_copy=%d%s" % (
+            by_copy, " (n2 was behind n1: it got a full copy)" if by_copy else ""))
+        self._arrived("n1", "n2")
+
+    def n3_joins_async(self) -> None:
+        self.begin("n3 joins asynchronously", 'ha.besecondary(s3, "n3", "n1", "%s", waitreply=0)'
+                   % self.addr("n1"))
+        ha.besecondary(self.control["n3"], "n3", "n1", self.addr("n1"), 0)
+        self.saw("the call returned at once; the outcome arrives as events")
+        hnot = self.expect("n3", events.HA_INFO_SECONDARY_INITIALIZED)
+        self.saw("n3 event: SECONDARY_INITIALIZED cdb_initialized_by_copy=%d"
+                 % hnot["cdb_initialized_by_copy"])
+        hnot = self.expect("n3", events.HA_INFO_BESECONDARY_RESULT)
+        result = hnot["besecondary_result"]
+        if result != 0:
+            raise StepFailed("n3's join failed: BESECONDARY_RESULT %d %s"
+                             % (result, error.errname(result)))
+        self.saw("n3 event: BESECONDARY_RESULT 0 (ok)")
+        self._arrived("n1", "n3")
+
+    def _arrived(self, primary: str, secondary: str) -> None:
+        node = self.expect(primary, events.HA_INFO_SECONDARY_ARRIVED)["secondary_arrived"]
+        if str(node["nodeid"]) != secondary:
+            raise StepFailed("%s saw %s arrive, expected %s" % (primary, node["nodeid"], secondary))
+        self.saw("%s event: SECONDARY_ARRIVED %s from %s"
+                 % (primary, node["nodeid"], node.get("ip4") or node.get("ip6") or node.get("str")))
+
+    def replicate(self) -> None:
+        self.begin("a commit is replicated", 'commit on n1: %s = "hello from n1"' % PATH)
+        txid = self.nodes["n1"].commit([("set", PATH, "hello from n1")])
+        self.saw("n1 committed transaction %s (the commit returns once every secondary has "
+                 "acknowledged it)" % txid)
+        for name in ("n2", "n3"):
+            value, their = self.nodes[name].get(PATH), self.nodes[name].txid
+            if value != "hello from n1" or their != txid:
+                raise StepFailed("%s has %s = %r at transaction %s" % (name, PATH, value, their))
+            self.saw('%s reads %s = "%s", transaction %s' % (name, PATH, value, their))
+
+    def refused_write(self) -> None:
+        self.begin("a secondary refuses writes", 'commit on n2: %s = "from n2"' % PATH)
+        try:
+            self.nodes["n2"].commit([("set", PATH, "from n2")])
+        except error.Error as exc:
+            if exc.confd_errno != error.ERR_BADSTATE:
+                raise
+            self.saw("refused: error %d %s: %s: %s" % (
+                exc.confd_errno, error.errname(exc.confd_errno), exc.confd_strerror,
+                exc.confd_lasterr))
+        else:
+            raise StepFailed("the secondary n2 accepted a write")
+        self.saw('n2 still reads %s = "%s"' % (PATH, self.nodes["n2"].get(PATH)))
+
+    def kill_n1(self) -> None:
+        self.begin("the primary dies", "kill n1 (emulator control interface: all its sockets "
+                   "close abruptly)")
+        self.events.pop("n1").close()
+        self.control.pop("n1").close()
+        self.nodes["n1"].kill()
+        self.killed["n1"] = self.step
+        for name in ("n2", "n3"):
+            reason = self.expect(name, events.HA_INFO_NOPRIMARY)["noprimary"]
+            self.saw("%s event: NOPRIMARY reason %s (%d); %s is now %s"
+                     % (name, error.errname(reason), reason, name, self.state_of(name)))
+        self.saw("nothing else happens by itself: choosing a new primary is the framework's job")
+
+    def promote_n2(self) -> None:
+        self.begin("failover, n2 is promoted", 'ha.beprimary(s2, "n2")')
+        ha.beprimary(self.control["n2"], "n2")
+        self.expect("n2", events.HA_INFO_IS_PRIMARY)
+        self.saw("n2 event: IS_PRIMARY; n2 is now %s" % self.state_of("n2"))
+
+    def repoint_n3(self) -> None:
+        txid2, txid3 = self.nodes["n2"].txid, self.nodes["n3"].txid
+        self.begin("n3 is re-pointed to n2", 'ha.besecondary(s3, "n3", "n2", "%s", waitreply=1)'
+                   % self.addr("n2"))
+        ha.besecondary(self.control["n3"], "n3", "n2", self.addr("n2"), 1)
+        hnot = self.expect("n3", events.HA_INFO_SECONDARY_INITIALIZED)
+        by_copy = hnot["cdb_initialized_by_copy"]
+        self.saw("n3 event: SECONDARY_INITIALIZED cdb_initialized_by_copy=%d" % by_copy)
+        if by_copy != 0 or txid2 != txid3:
+            raise StepFailed("n3 was re-initialized by a copy (transactions %s / %s)"
+                             % (txid2, txid3))
+        self.saw("no copy needed: n2 and n3 were both at transaction %s" % txid2)
+        self._arrived("n2", "n3")
+
+    def final_status(self) -> None:
+        from .cli import print_status
+
+        self.begin("final status", "ha.status(s) of every node, as `confd-ha status` shows it")
+        for name, node in self.nodes.items():
+            where = "%s (IPC %s:%d)" % (name, node.ipc_address, node.ipc_port)
+            if name in self.killed:
+                self.say("    %s: not running (killed in step %d)" % (where, self.killed[name]))
+                continue
+            state, nodes = ha.status(self.control[name])
+            table = io.StringIO()
+            print_status(state, nodes, False, table)
+            self.say("    %s:" % where)
+            for line in table.getvalue().splitlines():
+                self.say("        " + line)
+
+    def close(self) -> None:
+        for s in list(self.events.values()) + list(self.control.values()):
+            s.close()
+        self.events.clear()
+        self.control.clear()
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+def _state_name(state: int) -> str:
+    return {ha.STATE_NONE: "none", ha.STATE_SECONDARY: "secondary",
+            ha.STATE_PRIMARY: "primary", ha.STATE_SECONDARY_RELAY: "secondary-relay"}.get(
+                state, "state %d" % state)
+
+
+def _client_socket(address: str, timeout: float) -> socket.socket:
+    s = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    return s
+
+
+@contextlib.contextmanager
+def _ctrl_c_deferred():
+    """Hold off Ctrl-C while cleaning up (so a second Ctrl-C cannot strand the node thread);
+    yields a list that records whether one came."""
+    caught: list = []
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.getsignal(signal.SIGINT)
+        if old is not None:
+            signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield caught
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+def run(out, err, tick: float = 0.5) -> int:
+    """Run the demo, narrating on ``out`` (failures on ``err``). 0 done, 1 a step failed,
+    130 interrupted. Nothing is left running when it returns."""
+    if not 0 < tick <= 60:
+        print("confd-ha demo: --tick must be more than 0 and at most 60 seconds", file=err)
+        return 2
+    demo = _Demo(out, tick)
+    started = time.monotonic()
+    rc = 0
+    try:
+        for step in (demo.start, demo.n1_primary, demo.n2_joins, demo.n3_joins_async,
+                     demo.replicate, demo.refused_write, demo.kill_n1, demo.promote_n2,
+                     demo.repoint_n3, demo.final_status):
+            step()
+    except KeyboardInterrupt:
+        rc = 130
+    except Exception as exc:  # any failure of a step: say which, and what went wrong
+        rc = 1
+        print("confd-ha demo: step %d (%s) failed: %s: %s"
+              % (demo.step, demo.title, type(exc).__name__, exc), file=err)
+    finally:
+        with _ctrl_c_deferred() as caught:
+            try:
+                demo.close()
+            except KeyboardInterrupt:
+                caught.append(True)
+        if caught:
+            rc = 130
+    if rc == 130:
+        print("confd-ha demo: interrupted; every node stopped", file=err)
+    elif rc == 0:
+        demo.say("Done in %.1f s; every node is stopped and every socket closed."
+                 % (time.monotonic() - started))
+    return rc

@@ -1,0 +1,231 @@
+"""``confd-ha`` as a real process (the installed console script, or ``python -c`` calling
+``confd_ha.cli.main`` with the same ``confd_ha`` on ``PYTHONPATH``) against emulated nodes
+running in the test process: output, exit codes, the token kept out of every output, and
+``watch`` stopped by SIGINT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import confd_ha
+import confd_ha as ha
+from confd_ha.emulator.runner import Cluster
+
+TOKEN = "proc-t0ken-Hv7"
+
+
+def command() -> list:
+    """The console script when it is installed next to this interpreter, else ``python -c``."""
+    script = shutil.which("confd-ha")
+    if script and os.path.dirname(os.path.realpath(script)) == \
+            os.path.dirname(os.path.realpath(sys.executable)):
+        return [script]
+    return [sys.executable, "-c",
+            "import sys; from confd_ha.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+def environment(token=TOKEN, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CONFD_HA_TOKEN", "CONFD_IPC_ADDR", "CONFD_IPC_PORT")}
+    root = os.path.dirname(os.path.dirname(confd_ha.__file__))
+    env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
+                                                  else []))
+    if token is not None:
+        env["CONFD_HA_TOKEN"] = token
+    env.update(extra)
+    return env
+
+
+def cli(*argv, node=None, env=None, timeout=20):
+    """Run the command to completion: (exit code, stdout, stderr); the token is in neither."""
+    argv = list(argv)
+    if node is not None:
+        argv += ["--ipc-address", node.ipc_address, "--ipc-port", str(node.ipc_port)]
+    p = subprocess.run(command() + argv, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, env=env or environment(), timeout=timeout)
+    assert TOKEN not in p.stdout and TOKEN not in p.stderr
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.fixture
+def cluster():
+    with Cluster(3, tick_timeout=0.2) as c:
+        yield c
+
+
+def test_status_and_orders(cluster):
+    n1, n2, n3 = cluster
+    rc, out, err = cli("be-primary", "n1", node=n1)
+    assert (rc, out) == (0, "ok\n")
+    assert err.count("replaces the node's current one") == 1  # B-02, once
+    assert cli("be-secondary", "n2", "n1", n1.ipc_address, node=n2)[:2] == (0, "ok\n")
+    assert cli("be-slave", "--async", "n3", "n1", n1.ipc_address, node=n3)[:2] == (0, "ok\n")
+    n3.wait_state(ha.STATE_SECONDARY, timeout=5)
+    rc, out, err = cli("status", "--json", node=n1)
+    assert rc == 0
+    doc = json.loads(out)
+    assert (doc["state"], doc["state_code"]) == ("primary", 3)
+    assert sorted(doc["nodes"], key=lambda n: n["nodeid"]) == [
+        {"nodeid": "n2", "address": "127.0.0.2"}, {"nodeid": "n3", "address": "127.0.0.3"}]
+    assert cli("status", node=n2)[1] == \
+        "state: secondary (2)\nNODE ID  ADDRESS\nn1       127.0.0.1\n"
+    assert cli("be-relay", node=n2)[:2] == (0, "ok\n")
+    assert json.loads(cli("status", "--json", node=n2)[1])["state"] == "secondary-relay"
+    assert cli("slave-dead", "n3", node=n1)[:2] == (0, "ok\n")
+    n3.wait_state(ha.STATE_NONE, timeout=5)
+    assert cli("be-none", node=n1)[:2] == (0, "ok\n")
+    assert n1.state == ha.STATE_NONE
+
+
+def test_exit_codes(cluster):
+    n1 = cluster[0]
+    rc, out, err = cli("be-relay", node=n1)
+    assert (rc, out) == (1, "")
+    assert "daemon error 17 ERR_BADSTATE" in err
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    rc, out, err = cli("status", "--ipc-port", str(port))
+    assert (rc, out) == (3, "")
+    assert "connection failure" in err
+
+    rc, out, err = cli("be-secondary", "n1")
+    assert (rc, out) == (2, "")
+    assert "usage: confd-ha be-secondary" in err
+
+    rc, out, err = cli("status", node=n1, env=environment(token=None))  # stdin not a tty
+    assert (rc, out) == (2, "")
+    assert "no HA token" in err
+
+
+def test_environment_defaults_and_token_on_argv(cluster):
+    n2 = cluster[1]
+    env = environment(token=None, CONFD_IPC_ADDR=n2.ipc_address,
+                      CONFD_IPC_PORT=str(n2.ipc_port))
+    rc, out, err = cli("be-primary", "n2", "--token", TOKEN, env=env)
+    assert (rc, out) == (0, "ok\n")
+    assert "--token puts the token in the process list" in err
+    assert n2.state == ha.STATE_PRIMARY
+
+
+def test_token_file(cluster, tmp_path):
+    n1, n2 = cluster[0], cluster[1]
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    env = environment(token=None)
+    assert cli("be-primary", "n1", "--token-file", str(token_file), node=n1, env=env)[0] == 0
+    # The same token from the environment: n1 accepts n2's join.
+    assert cli("be-secondary", "n2", "n1", n1.ipc_address, node=n2)[:2] == (0, "ok\n")
+
+
+def test_token_bytes_that_are_not_utf8(cluster, tmp_path):
+    """A token is bytes: the same non-UTF-8 bytes from a file and from the environment
+    must match on the daemon side (else the join fails with HA_BADTOKEN)."""
+    n1, n2 = cluster[0], cluster[1]
+    secret = b"\xff\xfeproc-\x80"
+    token_file = tmp_path / "token"
+    token_file.write_bytes(secret)
+    assert cli("be-primary", "n1", "--token-file", str(token_file), node=n1,
+               env=environment(token=None))[:2] == (0, "ok\n")
+    env = environment(token=None)
+    env = {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
+    env[b"CONFD_HA_TOKEN"] = secret
+    rc, out, err = cli("be-secondary", "n2", "n1", n1.ipc_address, node=n2, env=env)
+    assert (rc, out) == (0, "ok\n"), err
+    assert "Traceback" not in err
+    assert n2.state == ha.STATE_SECONDARY
+
+
+class Reader:
+    """Lines of a process's stdout, readable with a timeout."""
+
+    def __init__(self, stream):
+        self.lines: "queue.Queue[str]" = queue.Queue()
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream):
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+
+    def next(self, timeout=5.0) -> str:
+        return self.lines.get(timeout=timeout)
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_watch_until_sigint(cluster, as_json):
+    n1, n2 = cluster[0], cluster[1]
+    argv = command() + ["watch", "--ipc-address", n1.ipc_address,
+                        "--ipc-port", str(n1.ipc_port)] + (["--json"] if as_json else [])
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=environment())
+    try:
+        reader = Reader(p.stdout)
+        end = time.monotonic() + 10
+        while n1.subscribers < 1:
+            assert p.poll() is None and time.monotonic() < end
+            time.sleep(0.01)
+        with n1.connect_ha(TOKEN) as c1, n2.connect_ha(TOKEN) as c2:
+            ha.beprimary(c1, "n1")
+            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 1)
+            lines = [reader.next(), reader.next()]
+        if as_json:
+            node = {"nodeid": "n2", "af": int(socket.AF_INET), "ip4": "127.0.0.2"}
+            assert [json.loads(line) for line in lines] == [
+                {"type": 64, "hnot": {"type": 5}},
+                {"type": 64, "hnot": {"type": 3, "secondary_arrived": node,
+                                      "slave_arrived": node}}]
+        else:
+            assert lines == ["is-primary", "secondary-arrived node=n2 address=127.0.0.2"]
+        p.send_signal(signal.SIGINT)
+        assert p.wait(10) == 0
+        assert p.stderr.read() == ""
+        reader.thread.join(5)
+        assert reader.lines.empty()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        p.stdout.close()
+        p.stderr.close()
+
+
+def test_watch_stops_quietly_when_its_reader_goes_away(cluster):
+    """``confd-ha watch | head -1``: the next event hits a closed pipe -- exit 0, no
+    traceback."""
+    n1 = cluster[0]
+    p = subprocess.Popen(command() + ["watch", "--ipc-address", n1.ipc_address,
+                                      "--ipc-port", str(n1.ipc_port)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=environment())
+    try:
+        end = time.monotonic() + 10
+        while n1.subscribers < 1:
+            assert p.poll() is None and time.monotonic() < end
+            time.sleep(0.01)
+        with n1.connect_ha(TOKEN) as c1:
+            ha.beprimary(c1, "n1")
+            assert p.stdout.readline() == "is-primary\n"
+            p.stdout.close()
+            ha.benone(c1)
+        assert p.wait(10) == 0
+        assert p.stderr.read() == ""
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        p.stderr.close()

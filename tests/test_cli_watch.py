@@ -1,0 +1,243 @@
+"""``confd-ha watch`` in-process: it runs in the main thread (where Ctrl-C lands) while
+another thread drives emulated nodes through the real client; the printed lines and JSON
+objects are compared with what the nodes did, and SIGINT ends it with exit 0.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+import confd_ha as ha
+from confd_ha import cli
+from confd_ha.emulator.runner import Cluster
+
+
+def wait_until(predicate, timeout: float = 5.0):
+    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met within %.1f s" % timeout)
+        time.sleep(0.01)
+
+
+TOKEN = "watch-t0ken-Qr5"
+
+
+@pytest.fixture
+def cluster():
+    with Cluster(3, tick_timeout=0.2) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def sigint_raises(monkeypatch):
+    monkeypatch.delenv("CONFD_IPC_ADDR", raising=False)
+    monkeypatch.delenv("CONFD_IPC_PORT", raising=False)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+class Lines(io.StringIO):
+    """An output stream another thread can wait on."""
+
+    def lines(self):
+        return self.getvalue().splitlines()
+
+    def wait_for(self, count: int, timeout: float = 5.0):
+        wait_until(lambda: len(self.lines()) >= count, timeout)
+        return self.lines()
+
+
+def watch(node, extra, produce):
+    """Run ``confd-ha watch`` on ``node`` in this thread while ``produce(out)`` runs in
+    another; that thread sends SIGINT when done (or failing). Returns (rc, out, err)."""
+    out, err = Lines(), io.StringIO()
+    failure = []
+    done = threading.Event()
+
+    def producer():
+        try:
+            wait_until(lambda: node.subscribers == 1)
+            produce(out)
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+        finally:
+            if not done.is_set():
+                os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    try:
+        rc = cli.main(["watch", "--ipc-address", node.ipc_address, "--ipc-port", str(node.ipc_port)] + extra,
+                      out=out, err=err)
+        done.set()
+    finally:
+        while t.is_alive():
+            try:
+                t.join(10)
+            except KeyboardInterrupt:  # a SIGINT racing with an early return of main()
+                pass
+    if failure:
+        raise failure[0]
+    assert TOKEN not in out.getvalue() + err.getvalue()
+    return rc, out.lines(), err.getvalue()
+
+
+def control(node):
+    s = socket.socket()
+    s.settimeout(5)
+    ha.connect(s, TOKEN, node.ipc_address, node.ipc_port)
+    return s
+
+
+def test_watch_prints_one_line_per_event_and_ctrl_c_exits_0(cluster):
+    n1 = cluster[0]
+    n2 = cluster[1]
+
+    def produce(out):
+        with control(n1) as c1, control(n2) as c2:
+            ha.beprimary(c1, "n1")
+            out.wait_for(1)
+            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 1)
+            out.wait_for(2)
+            ha.benone(c2)
+            out.wait_for(3)
+            ha.benone(c1)
+            out.wait_for(4)
+
+    rc, lines, err = watch(n1, [], produce)
+    assert rc == 0
+    assert lines == [
+        "is-primary",
+        "secondary-arrived node=n2 address=127.0.0.2",
+        "secondary-died node=n2 address=127.0.0.2",
+        "is-none",
+    ]
+    assert err == ""  # watch takes no token: no token warnings, no B-02 note
+
+
+def test_watch_on_a_secondary(cluster):
+    n1 = cluster[0]
+    n2 = cluster[1]
+
+    def produce(out):
+        with control(n1) as c1, control(n2) as c2:
+            ha.beprimary(c1, "n1")
+            n1.commit([("set", "/sys/host", "a")])
+            ha.besecondary(c2, "n2", "wrong", n1.ipc_address, 0)
+            out.wait_for(1)
+            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 0)
+            out.wait_for(3)
+            n1.kill()
+            out.wait_for(4)
+
+    rc, lines, err = watch(n2, [], produce)
+    assert rc == 0
+    assert lines == [
+        "besecondary-result result=29 (ERR_HA_BADNAME)",
+        "secondary-initialized by_copy=1",
+        "besecondary-result result=0",
+        "noprimary reason=ERR_HA_CLOSED (26)",
+    ]
+
+
+def test_watch_json_lines(cluster):
+    n1 = cluster[0]
+    n2 = cluster[1]
+
+    def produce(out):
+        with control(n1) as c1, control(n2) as c2:
+            ha.beprimary(c1, "n1")
+            out.wait_for(1)
+            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 0)
+            out.wait_for(2)
+            ha.secondary_dead(c1, "n2")
+            out.wait_for(3)
+
+    rc, lines, err = watch(n1, ["--json"], produce)
+    assert rc == 0
+    node = {"nodeid": "n2", "af": int(socket.AF_INET), "ip4": "127.0.0.2"}
+    assert [json.loads(line) for line in lines] == [
+        {"type": 64, "hnot": {"type": 5}},
+        {"type": 64, "hnot": {"type": 3, "secondary_arrived": node, "slave_arrived": node}},
+        {"type": 64, "hnot": {"type": 2, "secondary_died": node, "slave_died": node}},
+    ]
+
+
+def test_watch_json_reasons_and_results(cluster):
+    n1 = cluster[0]
+    n2 = cluster[1]
+
+    def produce(out):
+        with control(n1) as c1, control(n2) as c2:
+            ha.beprimary(c1, "n1")
+            n1.commit([("set", "/sys/host", "a")])  # n2 is behind: a copy
+            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 0)
+            out.wait_for(2)
+            n1.kill()
+            out.wait_for(3)
+
+    rc, lines, err = watch(n2, ["--json"], produce)
+    assert rc == 0
+    assert [json.loads(line) for line in lines] == [
+        {"type": 64, "hnot": {"type": 4, "cdb_initialized_by_copy": 1}},
+        {"type": 64, "hnot": {"type": 7, "besecondary_result": 0, "beslave_result": 0}},
+        {"type": 64, "hnot": {"type": 1, "noprimary": 26, "nomaster": 26}},
+    ]
+
+
+def test_watch_sync_acknowledges_every_event(cluster):
+    """With --sync the node halts HA work after each event until it is acknowledged (B-27):
+    a sequence of orders completing shows that watch acknowledges."""
+    n1 = cluster[0]
+    n2 = cluster[1]
+
+    def produce(out):
+        with control(n1) as c1, control(n2) as c2:
+            for i in range(3):
+                ha.beprimary(c1, "n1")
+                ha.besecondary(c2, "n2", "n1", n1.ipc_address, 1)
+                # The arrival on the primary is not ordered with the secondary's reply (B-26).
+                out.wait_for(3 * i + 2)
+                ha.benone(c1)
+                out.wait_for(3 * i + 3)
+                wait_until(lambda: n2.state == ha.STATE_NONE)
+
+    rc, lines, err = watch(n1, ["--sync"], produce)
+    assert rc == 0
+    assert lines == ["is-primary", "secondary-arrived node=n2 address=127.0.0.2", "is-none"] * 3
+
+
+def test_watch_ends_with_exit_3_when_the_node_dies(cluster):
+    n1 = cluster[0]
+    out, err = io.StringIO(), io.StringIO()
+    t = threading.Thread(target=lambda: (wait_until(lambda: n1.subscribers == 1), n1.kill()))
+    t.start()
+    rc = cli.main(["watch", "--ipc-address", n1.ipc_address, "--ipc-port", str(n1.ipc_port)],
+                  out=out, err=err)
+    t.join(5)
+    assert (rc, out.getvalue()) == (3, "")
+    assert "connection failure" in err.getvalue()
+
+
+def test_watch_with_nothing_listening_is_exit_3():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    out, err = io.StringIO(), io.StringIO()
+    start = time.monotonic()
+    rc = cli.main(["watch", "--ipc-port", str(port)], out=out, err=err)
+    assert rc == 3
+    assert "Connection refused" in err.getvalue()
+    assert time.monotonic() - start < 5

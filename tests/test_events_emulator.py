@@ -1,0 +1,409 @@
+"""confd_ha.events end to end: the real client against emulated nodes (real sockets).
+
+Every one of the seven HA event types is produced by a real scenario on an emulated cluster
+(confd_ha.emulator.runner.Cluster: nodes on 127.0.0.x, one shared HA port, short ticks) and
+read through ``events.read_notification``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+import confd_ha as ha
+from confd_ha import error, events
+from confd_ha.emulator.runner import Cluster, EmulatorThread, free_port
+from confd_ha.value import C_BUF, Value
+
+TICK = 0.1          # seconds; a dead peer is noticed after 3 ticks
+WAIT = 5.0          # bound on every blocking read
+HA_MASK = events.NOTIF_HA_INFO
+SYNC_MASK = events.NOTIF_HA_INFO | events.NOTIF_HA_INFO_SYNC
+AF_INET = int(socket.AF_INET)
+
+
+@pytest.fixture
+def cluster():
+    """Factory for clusters of emulated nodes; every socket made through it is closed."""
+    made: list = []
+    sockets: list = []
+
+    def make(n: int = 2, **config) -> Cluster:
+        c = Cluster(n, tick_timeout=config.pop("tick_timeout", TICK), **config)
+        made.append(c)
+        c.sockets = sockets
+        return c
+
+    yield make
+    for s in sockets:
+        s.close()
+    for c in made:
+        c.stop()
+
+
+def sub(c: Cluster, i: int, mask: int = HA_MASK) -> socket.socket:
+    s = c[i].subscribe(mask, timeout=WAIT)
+    c.sockets.append(s)
+    return s
+
+
+def ctl(c: Cluster, i: int, token: str = "tok") -> socket.socket:
+    s = c[i].connect_ha(token, timeout=WAIT)
+    c.sockets.append(s)
+    return s
+
+
+def read(s: socket.socket) -> dict:
+    return events.read_notification(s)
+
+
+def hnot(s: socket.socket) -> dict:
+    n = read(s)
+    assert n["type"] == events.NOTIF_HA_INFO, n
+    return n["hnot"]
+
+
+def quiet(s: socket.socket, wait: float = 0.3) -> None:
+    """No notification arrives within ``wait`` seconds."""
+    old = s.gettimeout()
+    s.settimeout(wait)
+    try:
+        with pytest.raises(error.Timeout):
+            read(s)
+    finally:
+        s.settimeout(old)
+
+
+def node_dict(nodeid: str, address: str) -> dict:
+    return {"nodeid": Value(nodeid, C_BUF), "af": AF_INET, "ip4": address}
+
+
+IS_PRIMARY = {"type": events.HA_INFO_IS_PRIMARY}
+IS_NONE = {"type": events.HA_INFO_IS_NONE}
+
+
+def initialized(copy: int) -> dict:
+    return {"type": events.HA_INFO_SECONDARY_INITIALIZED, "cdb_initialized_by_copy": copy}
+
+
+def result(code: int) -> dict:
+    return {"type": events.HA_INFO_BESECONDARY_RESULT, "besecondary_result": code,
+            "beslave_result": code}
+
+
+def noprimary(code: int) -> dict:
+    return {"type": events.HA_INFO_NOPRIMARY, "noprimary": code, "nomaster": code}
+
+
+def arrived(nodeid: str, address: str) -> dict:
+    nd = node_dict(nodeid, address)
+    return {"type": events.HA_INFO_SECONDARY_ARRIVED, "secondary_arrived": nd,
+            "slave_arrived": dict(nd)}
+
+
+def died(nodeid: str, address: str) -> dict:
+    nd = node_dict(nodeid, address)
+    return {"type": events.HA_INFO_SECONDARY_DIED, "secondary_died": nd, "slave_died": dict(nd)}
+
+
+def make_primary(c: Cluster, i: int = 0, nodeid: str = "n1") -> socket.socket:
+    s = ctl(c, i)
+    ha.beprimary(s, nodeid)
+    return s
+
+
+def join(c: Cluster, i: int, wait: int, nodeid: str = None, primary: str = "n1",
+         p: int = 0, token: str = "tok") -> socket.socket:
+    s = ctl(c, i, token)
+    ha.besecondary(s, nodeid or "n%d" % (i + 1), primary, c[p].ipc_address, wait)
+    return s
+
+
+# ---------------------------------------------------------------- the seven event types
+
+
+def test_is_primary(cluster):
+    c = cluster(1)
+    e = sub(c, 0)
+    make_primary(c)
+    assert read(e) == {"type": 64, "hnot": IS_PRIMARY}
+    quiet(e)
+
+
+def test_synchronous_join(cluster):
+    """waitreply=1: the secondary reports SECONDARY_INITIALIZED (no copy between fresh nodes)
+    and no BESECONDARY_RESULT (B-15); the primary reports SECONDARY_ARRIVED with the
+    secondary's node id and source address."""
+    c = cluster(2)
+    e1, e2 = sub(c, 0), sub(c, 1)
+    make_primary(c)
+    assert hnot(e1) == IS_PRIMARY
+    join(c, 1, 1)
+    assert hnot(e2) == initialized(0)
+    assert hnot(e1) == arrived("n2", c[1].ipc_address)
+    quiet(e2)
+    quiet(e1, 0.05)
+
+
+def test_asynchronous_join_with_copy(cluster):
+    c = cluster(2)
+    c[0].set("/sys/host", "a")          # a commit: the secondary's datastore differs
+    e1, e2 = sub(c, 0), sub(c, 1)
+    make_primary(c)
+    s = join(c, 1, 0)
+    assert hnot(e2) == initialized(1)
+    assert hnot(e2) == result(0)        # B-26: after SECONDARY_INITIALIZED
+    assert hnot(e1) == IS_PRIMARY
+    assert hnot(e1) == arrived("n2", c[1].ipc_address)
+    assert c[1].get("/sys/host") == "a"
+    assert ha.status(s) == (ha.STATE_SECONDARY,
+                            [{"nodeid": "n1", "address": c[0].ipc_address}])
+
+
+@pytest.mark.parametrize("case,code", [("connect", error.ERR_HA_CONNECT),
+                                       ("token", error.ERR_HA_BADTOKEN),
+                                       ("name", error.ERR_HA_BADNAME)])
+def test_failed_asynchronous_join(cluster, case, code):
+    """A failed waitreply=0 join: BESECONDARY_RESULT carries the error; nothing else is
+    reported on either node; the synchronous call fails with the same code."""
+    c = cluster(3)
+    e1, e2 = sub(c, 0), sub(c, 1)
+    if case != "connect":
+        make_primary(c)
+        assert hnot(e1) == IS_PRIMARY
+    kw = {"token": "other"} if case == "token" else {"primary": "nX"} if case == "name" else {}
+    join(c, 1, 0, **kw)
+    assert hnot(e2) == result(code)
+    quiet(e2)
+    quiet(e1, 0.05)
+    with pytest.raises(error.Error) as info:
+        join(c, 2, 1, **kw)
+    assert info.value.confd_errno == code
+
+
+def test_kill_primary_gives_noprimary_closed(cluster):
+    c = cluster(2)
+    c.form("tok")
+    e2 = sub(c, 1)
+    c[0].kill()
+    assert hnot(e2) == noprimary(error.ERR_HA_CLOSED)
+    assert c[1].state == ha.STATE_NONE
+    quiet(e2)                            # B-22: no IS_NONE on the automatic drop
+
+
+def test_freeze_primary_gives_noprimary_notick(cluster):
+    c = cluster(2)
+    c.form("tok")
+    e2 = sub(c, 1)
+    t0 = time.monotonic()
+    c[0].freeze()
+    assert hnot(e2) == noprimary(error.ERR_HA_NOTICK)
+    assert time.monotonic() - t0 >= 2 * TICK
+    c[0].thaw()
+
+
+def test_kill_secondary_gives_secondary_died(cluster):
+    c = cluster(3)
+    c.form("tok")
+    e1 = sub(c, 0)
+    c[2].kill()
+    assert hnot(e1) == died("n3", c[2].ipc_address)
+    assert c[0].state == ha.STATE_PRIMARY
+
+
+def test_secondary_dead_order(cluster):
+    c = cluster(2)
+    c.form("tok")
+    e1, e2 = sub(c, 0), sub(c, 1)
+    ha.secondary_dead(ctl(c, 0), "n2")
+    assert hnot(e1) == died("n2", c[1].ipc_address)
+    assert hnot(e2) == noprimary(error.ERR_HA_CLOSED)
+
+
+def test_benone_on_primary(cluster):
+    c = cluster(2)
+    c.form("tok")
+    e1, e2 = sub(c, 0), sub(c, 1)
+    ha.benone(ctl(c, 0))
+    assert hnot(e1) == IS_NONE
+    assert hnot(e2) == noprimary(error.ERR_HA_CLOSED)
+    quiet(e1)                            # B-21: no SECONDARY_DIED for dropped secondaries
+
+
+def test_repointing_secondary_reports_is_none_first(cluster):
+    """B-08/B-26: a SECONDARY told to follow another primary goes through NONE."""
+    c = cluster(3)
+    c.form("tok")
+    e3 = sub(c, 2)
+    make_primary(c, 1, "n2b")           # n2 leaves n1 and becomes a primary itself
+    join(c, 2, 0, nodeid="n3", primary="n2b", p=1)
+    assert [hnot(e3) for _ in range(3)] == [IS_NONE, initialized(0), result(0)]
+
+
+def test_relay_death_cascades(cluster):
+    """B-18/B-22: the primary sees its direct secondary (the relay) die; the sub-secondary
+    loses its primary."""
+    c = cluster(3)
+    e1, e3 = sub(c, 0), sub(c, 2)
+    make_primary(c)
+    join(c, 1, 1)
+    ha.berelay(ctl(c, 1))
+    join(c, 2, 1, primary="n2", p=1)
+    assert [hnot(e1) for _ in range(2)] == [IS_PRIMARY, arrived("n2", c[1].ipc_address)]
+    assert hnot(e3) == initialized(0)
+    c[1].kill()
+    assert hnot(e1) == died("n2", c[1].ipc_address)
+    assert hnot(e3) == noprimary(error.ERR_HA_CLOSED)
+    quiet(e1, 0.1)                       # nothing about n3 on the primary
+
+
+# ---------------------------------------------------------------- HA_INFO_SYNC
+
+
+def _order_in_thread(fn, *args):
+    box: dict = {}
+
+    def run():
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:     # reported by the test
+            box["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, box
+
+
+def test_ha_info_sync_holds_back_processing_until_acknowledged(cluster):
+    c = cluster(1)
+    syncer, plain = sub(c, 0, SYNC_MASK), sub(c, 0)
+    s = make_primary(c)                  # B-27: the reply of the producing order is not held
+    assert hnot(syncer) == IS_PRIMARY
+    assert hnot(plain) == IS_PRIMARY
+    t, box = _order_in_thread(ha.benone, s)
+    t.join(0.4)
+    assert t.is_alive()                  # the next order waits for the acknowledgement
+    assert c[0].state == ha.STATE_PRIMARY
+    quiet(plain, 0.05)
+    events.sync_ha_notification(syncer)
+    t.join(WAIT)
+    assert not t.is_alive() and box == {"result": None}
+    assert hnot(syncer) == IS_NONE
+    assert hnot(plain) == IS_NONE
+    assert c[0].state == ha.STATE_NONE
+    events.sync_ha_notification(syncer)
+
+
+def test_ha_info_sync_holds_back_peer_events(cluster):
+    """An unacknowledged event on the primary also holds back the arrival of a secondary."""
+    c = cluster(2)
+    syncer = sub(c, 0, SYNC_MASK)
+    make_primary(c)
+    assert hnot(syncer) == IS_PRIMARY
+    e2 = sub(c, 1)
+    join(c, 1, 0)
+    time.sleep(0.3)
+    assert c[0].status()[1] == []        # not arrived while the primary waits
+    events.sync_ha_notification(syncer)
+    assert hnot(syncer) == arrived("n2", c[1].ipc_address)
+    events.sync_ha_notification(syncer)
+    assert [hnot(e2) for _ in range(2)] == [initialized(0), result(0)]
+
+
+def test_closing_a_sync_subscriber_counts_as_acknowledgement(cluster):
+    c = cluster(1)
+    syncer = sub(c, 0, SYNC_MASK)
+    s = make_primary(c)
+    assert hnot(syncer) == IS_PRIMARY
+    t, box = _order_in_thread(ha.benone, s)
+    t.join(0.3)
+    assert t.is_alive()
+    syncer.close()                       # W-32
+    t.join(WAIT)
+    assert not t.is_alive() and box == {"result": None}
+
+
+def test_two_sync_subscribers_both_must_acknowledge(cluster):
+    c = cluster(1)
+    a, b = sub(c, 0, SYNC_MASK), sub(c, 0, SYNC_MASK)
+    s = make_primary(c)
+    assert hnot(a) == IS_PRIMARY and hnot(b) == IS_PRIMARY
+    t, box = _order_in_thread(ha.benone, s)
+    events.sync_ha_notification(a)
+    t.join(0.3)
+    assert t.is_alive()
+    events.sync_ha_notification(b)
+    t.join(WAIT)
+    assert box == {"result": None}
+
+
+def test_sync_bit_alone_subscribes_to_nothing(cluster):
+    """W-30: HA_INFO_SYNC without HA_INFO gets no events and blocks nothing."""
+    c = cluster(1)
+    only_sync = sub(c, 0, events.NOTIF_HA_INFO_SYNC)
+    s = make_primary(c)
+    ha.benone(s)
+    quiet(only_sync)
+
+
+# ---------------------------------------------------------------- several subscribers
+
+
+def test_several_subscribers_see_the_same_events(cluster):
+    c = cluster(2)
+    subs = [sub(c, 0) for _ in range(4)]
+    audit = sub(c, 0, events.NOTIF_AUDIT | events.NOTIF_DAEMON)   # no HA bit: nothing
+    make_primary(c)
+    join(c, 1, 1)
+    ha.benone(ctl(c, 0))
+    want = [IS_PRIMARY, arrived("n2", c[1].ipc_address), IS_NONE]
+    for e in subs:
+        assert [hnot(e) for _ in want] == want
+    quiet(audit, 0.1)
+
+
+def test_subscriber_that_stops_reading(cluster):
+    """A subscriber that never reads neither delays orders nor other subscribers; its events
+    wait for it in order."""
+    c = cluster(1)
+    stalled, reader = sub(c, 0), sub(c, 0)
+    s = ctl(c, 0)
+    rounds = 150
+    t0 = time.monotonic()
+    for _ in range(rounds):
+        ha.beprimary(s, "n1")
+        ha.benone(s)
+    elapsed = time.monotonic() - t0
+    got = [hnot(reader) for _ in range(2 * rounds)]
+    assert got == [IS_PRIMARY, IS_NONE] * rounds
+    assert elapsed < 10
+    assert [hnot(stalled) for _ in range(4)] == [IS_PRIMARY, IS_NONE] * 2
+    stalled.close()
+    ha.beprimary(s, "n1")                # a closed subscriber is simply dropped
+    assert hnot(reader) == IS_PRIMARY
+
+
+def test_subscriber_over_unix_socket(tmp_path):
+    with EmulatorThread(timeout=10) as emu:
+        path = str(tmp_path / "ipc.sock")
+        n = emu.add_node(name="u", ipc_address="127.0.0.1", ipc_port=0, ha_port=free_port(),
+                         ipc_path=path, tick_timeout=TICK)
+        with socket.socket(socket.AF_UNIX) as e, socket.socket(socket.AF_UNIX) as s:
+            e.settimeout(WAIT)
+            s.settimeout(WAIT)
+            events.notifications_connect(e, HA_MASK, path=path)
+            ha.connect(s, "tok", pstr=path)
+            ha.beprimary(s, "u1")
+            assert hnot(e) == IS_PRIMARY
+        assert n.state == ha.STATE_PRIMARY
+
+
+def test_daemon_stop_gives_eof(cluster):
+    c = cluster(1)
+    e = sub(c, 0)
+    c[0].stop()
+    with pytest.raises(error.EOF):
+        read(e)
