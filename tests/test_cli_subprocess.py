@@ -33,7 +33,7 @@ def command() -> list:
             os.path.dirname(os.path.realpath(sys.executable)):
         return [script]
     return [sys.executable, "-c",
-            "import sys; from confd_ha.cli import main; sys.exit(main(sys.argv[1:]))"]
+            "import sys; del sys.path[0]; from confd_ha.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
 def environment(token=TOKEN, **extra) -> dict:

@@ -123,7 +123,7 @@ def test_demo_as_a_process(tmp_path):
     start = time.monotonic()
     # communicate() (inside run) returns only at EOF on both pipes: a left-over process
     # holding them would make this time out.
-    p = subprocess.run([sys.executable, "-c", "import sys; from confd_ha.cli import main; "
+    p = subprocess.run([sys.executable, "-c", "import sys; del sys.path[0]; from confd_ha.cli import main; "
                         "sys.exit(main(sys.argv[1:]))", "demo", "--tick", "0.3"],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
                        cwd=tmp_path, timeout=60)

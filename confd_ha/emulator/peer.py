@@ -71,6 +71,9 @@ def proof_secondary(token: bytes, nonce_p: bytes, nonce_s: bytes) -> bytes:
 
 def same_term(a, b) -> bool:
     """Exact term equality (W-25): ``5`` and ``5.0``, or an atom and a binary, differ."""
+    kind = type(a)
+    if kind is type(b) and (kind is bytes or kind is Atom):
+        return a == b  # the common node ids: equal exactly when their encodings are
     try:
         return _protocol.encode(a) == _protocol.encode(b)
     except (TypeError, ValueError, error.Error):

@@ -447,7 +447,12 @@ def _print_info(info: dict, out) -> None:
 # ================================================================ a child process
 
 
-EMULATE_CODE = "import sys; from confd_ha.cli import main; sys.exit(main(sys.argv[1:]))"
+# The child's ``-c`` code. ``-c`` puts the current directory first on sys.path; it is dropped
+# so that a source checkout in the cwd cannot shadow the installed package (whose compiled
+# core the checkout may lack): the child imports the same confd_ha as its parent, through
+# PYTHONPATH (package_env).
+EMULATE_CODE = ("import sys; del sys.path[0]; from confd_ha.cli import main; "
+                "sys.exit(main(sys.argv[1:]))")
 
 
 def package_env(env: Optional[dict] = None) -> dict:
