@@ -96,8 +96,8 @@ def configure(*, proto_vsn: int | None = None, lib_vsn: int | None = None,
             raise ValueError("access_version must be 1 or 2")
         s.access_version = access_version
     if max_reply is not None:
-        if max_reply < 64:
-            raise ValueError("max_reply must be at least 64 bytes")
+        if not 64 <= max_reply <= 0xFFFFFFFF:
+            raise ValueError("max_reply must be 64 bytes .. 4 GiB - 1")
         s.max_reply = max_reply
 
 

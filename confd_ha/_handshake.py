@@ -129,6 +129,11 @@ class Plan(NamedTuple):
     secret: Optional[bytes]
     variant: int
 
+    def __repr__(self) -> str:  # the IPC access secret never appears in a repr
+        return "Plan(ctype=%d, proto_vsn=%d, lib_vsn=%#x, secret=%s, variant=%d)" % (
+            self.ctype, self.proto_vsn, self.lib_vsn,
+            "<set>" if self.secret is not None else None, self.variant)
+
 
 def make_plan(ctype: int, *, proto_vsn=None, lib_vsn=None, access_version=None) -> Plan:
     variant = SETTINGS.access_version if access_version is None else access_version

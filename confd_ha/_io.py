@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import weakref
 
 from . import _protocol, error
 
@@ -22,7 +23,9 @@ def _fail(exc: OSError, what: str):
     """Raise the package's exception for an OSError during ``what``."""
     if isinstance(exc, socket.timeout):
         error.raise_error(error.ERR_OS, "timed out %s" % what, errno.ETIMEDOUT)
-    if exc.errno in _CLOSED_ERRNOS:
+    if exc.errno in _CLOSED_ERRNOS or (
+            exc.errno is None and isinstance(exc, (ConnectionError, BrokenPipeError))):
+        # asyncio reports a lost connection as ConnectionResetError without an errno.
         error.raise_error(error.CONFD_EOF, "connection closed %s" % what)
     error.raise_error(error.ERR_OS, "%s %s" % (os.strerror(exc.errno) if exc.errno else exc, what),
                       exc.errno)
@@ -70,23 +73,124 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
         _fail(exc, "waiting for the daemon")
 
 
+# ---------------------------------------------------------------- frames that survive timeouts
+#
+# A socket timeout can strike in the middle of a frame, or before the reply to a request that
+# was sent. Python leaves the stream wherever it stopped, so without care every later call
+# would read the previous call's answer (or a payload as a header). What a timeout left
+# unread is therefore remembered per socket: the bytes already read of the frame on the wire
+# and how many replies are still owed to requests whose callers gave up. The next call first
+# reads and discards the owed replies, then proceeds; the next read_frame() continues the
+# frame it was reading.
+
+
+class _Backlog:
+    __slots__ = ("owed", "partial")
+
+    def __init__(self):
+        self.owed = 0               # replies of timed-out requests still to be discarded
+        self.partial = bytearray()  # bytes already read of the next frame on the wire
+
+
+_backlogs: "weakref.WeakKeyDictionary[socket.socket, _Backlog]" = weakref.WeakKeyDictionary()
+_backlog_used = False  # a cheap test on the hot path: no timeout has ever left anything
+
+
+def _remember(sock: socket.socket, got: bytearray, owed: int) -> None:
+    global _backlog_used
+    bl = _backlogs.get(sock)
+    if bl is None:
+        bl = _backlogs[sock] = _Backlog()
+        _backlog_used = True
+    bl.partial = got
+    bl.owed += owed
+
+
+def _take_partial(sock: socket.socket) -> bytearray:
+    """The remembered bytes of the frame on the wire (forgetting them), or an empty buffer."""
+    if _backlog_used:
+        bl = _backlogs.get(sock)
+        if bl is not None:
+            got, bl.partial = bl.partial, bytearray()
+            if not bl.owed:
+                del _backlogs[sock]
+            return got
+    return bytearray()
+
+
+def _frame_into(sock: socket.socket, got: bytearray, limit: int) -> bytes:
+    """Complete the frame whose first bytes are already in ``got`` (grown in place, so a
+    timeout leaves everything read in it); returns the payload. A frame announced above
+    ``limit`` is refused before anything is allocated for it and the socket closed (W-15)."""
+    while len(got) < 4:
+        chunk = sock.recv(4 - len(got))
+        if not chunk:
+            error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
+        got += chunk
+    try:
+        size = _protocol.frame_size(bytes(got[:4]), limit)
+    except error.Error:
+        sock.close()
+        raise
+    end = 4 + size
+    while len(got) < end:
+        chunk = sock.recv(min(end - len(got), 1 << 20))
+        if not chunk:
+            error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
+        got += chunk
+    return bytes(got[4:])
+
+
+def _read(sock: socket.socket, got: bytearray, limit: int, owed: int) -> bytes:
+    """_frame_into with the outcome mapping; a timeout remembers what was read (and that the
+    frame is a reply still ``owed``)."""
+    try:
+        return _frame_into(sock, got, limit)
+    except socket.timeout as exc:
+        _remember(sock, got, owed)
+        _fail(exc, "waiting for the daemon")
+    except OSError as exc:
+        _fail(exc, "waiting for the daemon")
+
+
+def _settle(sock: socket.socket, limit: int) -> None:
+    """Read and discard the replies owed to earlier requests that timed out."""
+    bl = _backlogs.get(sock)
+    if bl is None:
+        return
+    while bl.owed:
+        got, bl.partial = bl.partial, bytearray()
+        bl.owed -= 1
+        _read(sock, got, limit, 1)
+    if not bl.partial:
+        del _backlogs[sock]
+
+
 def read_frame(sock: socket.socket, limit: int = _protocol.MAX_FRAME) -> bytes:
-    """The payload of the next frame. A frame announced above ``limit`` is refused before
-    anything is allocated for it, and the socket is closed (W-15)."""
-    return _finish_frame(sock, recv_exact(sock, 4), limit)
+    """The payload of the next frame (event sockets); after a timeout the next call
+    continues the frame where the timeout interrupted it."""
+    if _backlog_used:
+        _settle(sock, limit)
+    return _read(sock, _take_partial(sock), limit, 0)
 
 
 def call(sock: socket.socket, request: bytes, limit: int = _protocol.MAX_FRAME) -> bytes:
     """Send one request frame and return the payload of the reply frame.
 
     The common case -- header and payload each arriving whole -- takes two recv calls and
-    no helper frames (this is the hot path of status()); everything else goes through
-    read_frame's careful path.
+    no helper frames (this is the hot path of status()).
     """
+    if _backlog_used:
+        _settle(sock, limit)
     try:
         sock.sendall(request)
+    except socket.timeout as exc:
+        # Part of the request may be on the wire: it cannot be taken back or resumed.
+        sock.close()
+        _fail(exc, "sending to the daemon (socket closed: a request cut short cannot be resumed)")
     except OSError as exc:
         _fail(exc, "sending to the daemon")
+    header = payload = b""
     try:
         header = sock.recv(4)
         if len(header) == 4:
@@ -97,22 +201,15 @@ def call(sock: socket.socket, request: bytes, limit: int = _protocol.MAX_FRAME) 
                     return payload
                 if not payload:
                     error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
-                return payload + recv_exact(sock, size - len(payload))
+        elif not header:
+            error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
+    except socket.timeout as exc:
+        _remember(sock, bytearray(header), 1)
+        _fail(exc, "waiting for the daemon")
     except OSError as exc:
         _fail(exc, "waiting for the daemon")
-    if not header:
-        error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
-    return _finish_frame(sock, header + recv_exact(sock, 4 - len(header)) if len(header) < 4
-                         else header, limit)
-
-
-def _finish_frame(sock: socket.socket, header: bytes, limit: int) -> bytes:
-    try:
-        size = _protocol.frame_size(header, limit)
-    except error.Error:
-        sock.close()
-        raise
-    return recv_exact(sock, size) if size else b""
+    # Outside the try: error.Timeout is itself a TimeoutError (socket.timeout).
+    return _read(sock, bytearray(header + payload), limit, 1)
 
 
 def replace_connection(sock: socket.socket, fresh: socket.socket) -> None:

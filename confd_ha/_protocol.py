@@ -267,9 +267,12 @@ def decode(payload: bytes):
     """The term of a whole ETF payload; malformed input → ``Error(ERR_PROTOUSAGE)``."""
     payload = bytes(payload)
     count = ffi.new("size_t *")
-    cap = min(len(payload), _MAX_TERMS) + 1
-    terms = ffi.new("chd_term[]", cap)
-    error.check(lib.chd_decode(payload, len(payload), terms, cap, count), "decode")
+    # Validate and count first, so the node array is exactly as large as the term needs.
+    error.check(lib.chd_decode(payload, len(payload), ffi.NULL, 0, count), "decode")
+    if count[0] > _MAX_TERMS:
+        error.check(lib.CHD_E_TOOBIG, "decode")
+    terms = ffi.new("chd_term[]", count[0])
+    error.check(lib.chd_decode(payload, len(payload), terms, count[0], count), "decode")
     term, _ = _build(terms, 0, payload)
     return term
 

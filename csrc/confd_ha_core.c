@@ -38,24 +38,6 @@ const char *chd_version(void)
     return CHD_PKG_VERSION;
 }
 
-const char *chd_strstatus(int status)
-{
-    switch (status) {
-    case CHD_OK: return "ok";
-    case CHD_E_TRUNCATED: return "truncated term";
-    case CHD_E_EXTRA: return "extra bytes after term";
-    case CHD_E_BADTAG: return "unsupported term tag";
-    case CHD_E_TOODEEP: return "term nested too deep";
-    case CHD_E_BADVALUE: return "bad value in term";
-    case CHD_E_SPACE: return "output buffer too small";
-    case CHD_E_SHAPE: return "unexpected term shape";
-    case CHD_E_VERSION: return "missing term version byte";
-    case CHD_E_TOOBIG: return "message too large";
-    case CHD_E_ARG: return "bad argument";
-    default: return "unknown status";
-    }
-}
-
 /* ---------------------------------------------------------------- byte helpers */
 
 static uint32_t get_u32(const unsigned char *p)
@@ -153,16 +135,6 @@ int chd_frame_header_parse(const unsigned char *in, size_t len, uint32_t limit, 
     v = get_u32(in);
     *size = v;
     return v > limit ? CHD_E_TOOBIG : CHD_OK;
-}
-
-int chd_frame_header_build(unsigned char *out, size_t cap, size_t size)
-{
-    if (cap < CHD_FRAME_HDR_LEN)
-        return CHD_E_SPACE;
-    if (size > 0xffffffffu)
-        return CHD_E_ARG;
-    put_u32(out, (uint32_t)size);
-    return CHD_OK;
 }
 
 /* ---------------------------------------------------------------- term reader */
@@ -503,6 +475,8 @@ int chd_decode(const unsigned char *in, size_t len, chd_term *out, size_t cap, s
 
     w.depth = 0;
     *count = 0;
+    if (len > 0xffffffffu)
+        return CHD_E_TOOBIG;  /* offsets in chd_term are 32-bit */
     if (len < 1)
         return CHD_E_TRUNCATED;
     if (in[0] != TAG_VERSION)
@@ -1081,6 +1055,8 @@ int chd_status_decode(const unsigned char *in, size_t len, int64_t *state,
     *text_len = 0;
     *num_nodes = 0;
     *flags = 0;
+    if (len > 0xffffffffu)
+        return CHD_E_TOOBIG;  /* offsets in chd_term are 32-bit */
     if (len < 1)
         return CHD_E_TRUNCATED;
     if (in[0] != TAG_VERSION)

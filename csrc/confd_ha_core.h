@@ -103,7 +103,6 @@ typedef struct chd_reply {
 #define CHD_STATUS_GENERIC 1   /* a node id or address needs the generic decoder */
 
 const char *chd_version(void);
-const char *chd_strstatus(int status);
 
 /* Handshake. */
 int chd_hello_build(unsigned char *out, size_t cap, const chd_hello *h);
@@ -117,7 +116,6 @@ int chd_response_parse(const unsigned char *in, size_t len, size_t n);
 
 /* Framing: 4-byte big-endian length. */
 int chd_frame_header_parse(const unsigned char *in, size_t len, uint32_t limit, uint32_t *size);
-int chd_frame_header_build(unsigned char *out, size_t cap, size_t size);
 
 /*
  * Generic ETF codec.  chd_decode: validates a whole payload (version byte included) and
