@@ -528,7 +528,27 @@ class Order(NamedTuple):
 
 
 class BadOrder(Exception):
-    """A well-formed term that is not a valid order (answered with ``{error, 21}``, W-21)."""
+    """A well-formed term that is not a valid order (W-21). ``reply`` says whether it is
+    answered with ``{error, 21}``: False for a besecondary whose WaitReply is 0/false, which
+    never gets a reply (W-17) and is reported as BESECONDARY_RESULT 21 instead (B-15)."""
+
+    def __init__(self, message: str, reply: bool = True):
+        super().__init__(message)
+        self.reply = reply
+
+
+_TRUE = Atom("true")
+_FALSE = Atom("false")
+
+
+def _waitreply(wait):
+    """True/False for a valid WaitReply (the integer 1/0 or the atom true/false, W-17),
+    None for anything else (a float, another integer, any other term: W-21)."""
+    if type(wait) is int:
+        return {1: True, 0: False}.get(wait)
+    if isinstance(wait, Atom):
+        return {_TRUE: True, _FALSE: False}.get(wait)
+    return None
 
 
 def decode_order(payload: bytes) -> Order:
@@ -542,18 +562,16 @@ def decode_order(payload: bytes) -> Order:
     if code in (BEPRIMARY, SECONDARY_DEAD) and n == 2:
         return Order(code, node=term[1])
     if code == BESECONDARY and n == 4:
-        target, wait = term[2], term[3]
+        # WaitReply first: whether anything may be written depends on it (W-17 before W-21).
+        waitreply = _waitreply(term[3])
+        if waitreply is None:
+            raise BadOrder("besecondary: WaitReply must be 0, 1, false or true")
+        target = term[2]
         if not (isinstance(target, tuple) and len(target) == 2):
-            raise BadOrder("besecondary: primary must be {NodeId, Addr}")
-        if wait in (1, Atom("true")) and not isinstance(wait, bool):
-            waitreply = True
-        elif wait in (0, Atom("false")) and not isinstance(wait, bool):
-            waitreply = False
-        else:
-            raise BadOrder("besecondary: WaitReply must be 0 or 1")
+            raise BadOrder("besecondary: primary must be {NodeId, Addr}", reply=waitreply)
         addr = target[1]
         if not _is_address(addr):
-            raise BadOrder("besecondary: bad primary address")
+            raise BadOrder("besecondary: bad primary address", reply=waitreply)
         return Order(code, node=term[1], pnode=target[0], addr=addr, waitreply=waitreply)
     raise BadOrder("unknown order %r/%d" % (code, n))
 

@@ -572,16 +572,26 @@ def test_sync_event_reply_not_delayed_and_close_counts_as_ack(cluster):
     assert done == [None] and n1.state == ha.STATE_NONE
 
 
-def test_sync_blocks_between_events_of_one_order(cluster):
+def test_sync_events_of_one_join_go_out_together_and_the_next_item_waits(cluster):
+    """B-27: the events of one work item (SECONDARY_INITIALIZED then BESECONDARY_RESULT of a
+    join) are emitted together; the engine waits for their acknowledgements before the next
+    item (here a benone, whose reply and event wait)."""
     n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
     be_primary(n1, "n1")
     sync = n2.events(HA_INFO | HA_INFO_SYNC)
     s2 = n2.ctl()
     ha.besecondary(s2, "n2", "n1", n1.ip, 0)
-    assert sync.next() == (INITIALIZED, 0)
-    sync.quiet(0.2)  # BESECONDARY_RESULT waits for the acknowledgement
+    assert sync.expect((INITIALIZED, 0), (RESULT, 0))  # nothing acknowledged in between
+    s2.sendall(_protocol.BENONE_FRAME)
     sync.ack()
-    assert sync.next() == (RESULT, 0)
+    s2.settimeout(0.2)
+    with pytest.raises(socket.timeout):
+        s2.recv(1)  # one acknowledgement is not enough
+    sync.quiet(0.05)
+    sync.ack()
+    s2.settimeout(2.0)
+    assert _protocol.decode(_io.read_frame(s2)) == "ok"
+    assert sync.next() == (IS_NONE, 0)
     sync.ack()
 
 
@@ -763,3 +773,121 @@ def test_event_subscriber_that_stops_reading_is_closed(cluster):
     stuck.close()
     ha.benone(s)
     assert reader.next() == (IS_NONE, 0)  # the reading subscriber is still served
+
+
+# ================================================================ bounds and robustness
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> list:
+    """Every frame the node sends until it closes ``sock``; fails if it does not within
+    ``timeout`` seconds."""
+    sock.settimeout(timeout)
+    frames = []
+    try:
+        while True:
+            frames.append(_protocol.decode(_io.read_frame(sock)))
+    except (ha.error.EOF, ConnectionResetError):
+        return frames
+
+
+def test_peer_flooding_a_connection_nobody_consumes_is_closed_by_bytes():
+    """The frames queued on an inter-node connection are bounded in bytes (4 × max_frame), not
+    only in count: a secondary whose arrival waits for the primary's engine (blocked by an
+    unacknowledged HA_INFO_SYNC event, B-27) and that floods its connection meanwhile is cut
+    off, and never arrives (B-25)."""
+    c = Cluster(tick=5)  # the scripted secondary does not tick
+    try:
+        p = c.add("p", 1, max_frame=1024)
+        ev = p.events()
+        sync = p.events(HA_INFO | HA_INFO_SYNC)
+        s = be_primary(p, "p", token="t")
+        assert sync.next() == (IS_PRIMARY, 0)  # not acknowledged: the engine waits
+        sock, _ = scripted_join(p.ip, c.ha_port, b"t", b"flood", b"p")
+        junk = _protocol.encode_frame((Atom("ha_junk"), b"x" * 900))
+        sock.sendall(junk * 40)  # 37 KiB in 40 frames: nothing near the frame-count limit
+        read_until_closed(sock, 2.0)
+        sock.close()
+        assert p.status() == (ha.STATE_PRIMARY, [])
+        sync.ack()
+        assert ev.next() == (IS_PRIMARY, 0)
+        ev.quiet(0.2)  # no SECONDARY_ARRIVED
+        assert p.status() == (ha.STATE_PRIMARY, [])
+        s.close()
+    finally:
+        c.close()
+
+
+def test_very_long_node_id_still_commits_and_replicates(cluster):
+    """The transaction id is built from the node id; a 1200-character id must not make it
+    exceed the 1024-character limit (B-14)."""
+    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
+    long_id = "n" * 1200
+    s1 = be_primary(n1, long_id)
+    txid = n1.commit([("set", "/before", "1")])
+    assert 0 < len(txid) <= 1024
+    s2 = n2.ctl()
+    ha.besecondary(s2, "n2", long_id, n1.ip, 1)
+    assert n2.get("/before") == "1" and n2.txid == txid
+    txid2 = n1.commit([("set", "/after", "2")])
+    assert n2.get("/after") == "2" and n2.txid == txid2 != txid
+    s1.close()
+    s2.close()
+
+
+def test_secondary_dead_cuts_off_a_secondary_still_in_its_handshake():
+    """B-10: a joining node between its hello and its auth (steps 2-4) is cut off by
+    secondary_dead too, without any event; another joining node is not touched."""
+    c = Cluster(tick=5)  # the listener's join deadline (15 s) must not close it first
+    try:
+        p = c.add("p", 1)
+        s = be_primary(p, "p", token="t")
+        ev = p.events()
+        socks = {}
+        for name in (b"slow", b"other"):
+            sk = socket.create_connection((p.ip, c.ha_port), timeout=3)
+            sk.sendall(_protocol.encode_frame((Atom("ha_hello"), 1, 0x08020500, name, b"p",
+                                               os.urandom(32))))
+            assert _protocol.decode(_io.read_frame(sk))[0] == "ha_challenge"
+            socks[name] = sk
+        ha.secondary_dead(s, "slow")
+        assert read_until_closed(socks[b"slow"], 1.0) in ([], [(Atom("ha_bye"), 0)])
+        socks[b"other"].settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            socks[b"other"].recv(1, socket.MSG_PEEK)  # still open, nothing sent
+        ev.quiet(0.1)
+        assert p.status() == (ha.STATE_PRIMARY, [])
+        for sk in socks.values():
+            sk.close()
+        s.close()
+    finally:
+        c.close()
+
+
+def test_pipelining_ipc_client_does_not_starve_ticks():
+    """A client pipelining status orders without reading the replies must not hold the
+    node's loop: with 0.1 s ticks (death after 0.3 s of silence) no link may die."""
+    c = Cluster(tick=0.1)
+    hog = None
+    try:
+        n1, n2 = c.add("n1", 1), c.add("n2", 2)
+        be_primary(n1, "n1")
+        be_secondary(n2, "n2", n1, "n1")
+        ev1, ev2 = n1.events(), n2.events()
+        hog = n1.ctl()
+
+        def flood():
+            try:
+                hog.sendall(_protocol.GETSTATUS_FRAME * 200_000)
+            except OSError:
+                pass  # closed at the end of the test, still blocked
+        threading.Thread(target=flood, daemon=True).start()
+        time.sleep(1.0)
+        ev1.quiet(0.01)  # no SECONDARY_DIED
+        ev2.quiet(0.01)  # no NOPRIMARY
+        assert n2.state == ha.STATE_SECONDARY
+        assert [nid for nid, _ in n1.status()[1]] == [b"n2"]
+    finally:
+        if hog is not None:
+            hog.shutdown(socket.SHUT_RDWR)  # wakes the flooding thread
+            hog.close()
+        c.close()

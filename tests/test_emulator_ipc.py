@@ -6,6 +6,7 @@ W-21), §10 (W-30, W-32); ha-behaviour §3 (B-02).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -415,3 +416,91 @@ def test_flood_of_async_orders_all_reported_and_status_still_answered(cluster):
         assert ev.next() == (7, error.ERR_BADSTATE)
     ev.quiet(0.1)
 
+
+
+# ---------------------------------------------------------------- W-17 before W-21
+
+
+@pytest.mark.parametrize("term", [
+    (2, b"n2", (b"n1", (1, 2, 3)), 0),                      # bad address
+    (2, b"n2", b"not-a-target", Atom("false")),              # target not {NodeId, Addr}
+    (2, b"n2", (b"n1", (127, 0, 0, 1), b"x"), 0),            # target of arity 3
+    (2, b"n2", (b"n1", (127, 0, 0, 256)), 0),                # octet out of range
+])
+def test_async_besecondary_with_invalid_fields_writes_nothing_and_reports_21(cluster, term):
+    """W-17 comes first: WaitReply 0 means nothing is ever written, even for an invalid order;
+    the PROTOUSAGE outcome is reported as BESECONDARY_RESULT (B-15)."""
+    n1 = cluster.add("n1", 1)
+    ev = n1.events()
+    c = n1.ctl()
+    c.sendall(_protocol.encode_frame(term))
+    assert ev.next() == (7, error.ERR_PROTOUSAGE)
+    assert ha.status(c) == (1, [])  # the first frame on the socket is the status reply
+    ev.quiet(0.1)
+    assert not n1.joining
+    c.close()
+
+
+@pytest.mark.parametrize("wait", [1.0, 0.0, 2, -1, Atom("maybe"), b"false", [0], (0,)])
+def test_besecondary_with_invalid_waitreply_is_protousage(cluster, wait):
+    """W-21: a WaitReply that is not the integer 0/1 or the atom false/true (a float is the
+    wrong element type) is answered with {error, 21}; no join starts, no event."""
+    n1 = cluster.add("n1", 1)
+    ev = n1.events()
+    c = n1.ctl(timeout=1.0)
+    c.sendall(_protocol.encode_frame((2, b"n2", (b"n1", (127, 0, 0, 9)), wait)))
+    with pytest.raises(error.Error) as exc:
+        _protocol.decode_reply(_io.read_frame(c))
+    assert exc.value.confd_errno == error.ERR_PROTOUSAGE
+    assert not n1.joining and "join" not in n1.decisions[-1]
+    ev.quiet(0.1)
+    assert ha.status(c) == (1, [])
+    c.close()
+
+
+def test_invalid_async_besecondary_in_phase_zero_is_still_protousage(cluster):
+    """The order's validity is checked before the node's state (W-21 before B-03)."""
+    n1 = cluster.add("n1", 1, start_phase=0)
+    ev = n1.events()
+    c = n1.ctl()
+    c.sendall(_protocol.encode_frame((2, b"n2", (b"n1", 5), 0)) * 3)
+    c.sendall(_protocol.encode_order(_protocol.BESECONDARY, b"n1", b"n2",
+                                     (_protocol.AF_INET, socket.inet_aton("127.0.0.2")), 0))
+    assert ev.expect((7, error.ERR_PROTOUSAGE), (7, error.ERR_PROTOUSAGE),
+                     (7, error.ERR_PROTOUSAGE), (7, error.ERR_BADSTATE))
+    assert ha.status(c) == (1, [])
+    c.close()
+
+
+# ---------------------------------------------------------------- connection cap
+
+
+def test_connections_above_the_cap_are_closed_at_once(cluster, caplog):
+    """Above MAX_CONNECTIONS a new IPC connection is closed at once (logged once per burst);
+    once connections go away the node serves new clients again."""
+    from confd_ha.emulator import ipc
+
+    caplog.set_level(logging.INFO, logger="confd_ha.emulator")
+    limit = ipc.MAX_CONNECTIONS
+    n1 = cluster.add("n1", 1, init_timeout=30)  # the idle ones stay until the test closes them
+    idle = []
+    try:
+        for _ in range(limit):
+            idle.append(socket.create_connection((n1.ip, n1.port), timeout=2))
+        wait_until(lambda: cluster.lt.call(lambda: n1.node._ipc.connections) == limit)
+        extra = [raw(n1) for _ in range(5)]
+        for s in extra:
+            assert closed_by_peer(s, 1.0)
+            s.close()
+        refusals = [r for r in caplog.records if "too many IPC connections" in r.getMessage()]
+        assert len(refusals) == 1, [r.getMessage() for r in refusals]
+        for s in idle[:10]:
+            s.close()
+        wait_until(lambda: cluster.lt.call(lambda: n1.node._ipc.connections) <= limit - 10)
+        c = n1.ctl()
+        ha.beprimary(c, "n1")
+        assert ha.status(c) == (ha.STATE_PRIMARY, [])
+        c.close()
+    finally:
+        for s in idle:
+            s.close()

@@ -12,7 +12,8 @@ import pytest
 
 import confd_ha as ha
 from confd_ha import _io, _protocol, error
-from emulator_helpers import Cluster, wait_until
+from confd_ha.emulator import peer
+from emulator_helpers import HA_INFO, HA_INFO_SYNC, Cluster, wait_until
 
 NOPRIMARY, DIED, ARRIVED, INITIALIZED, IS_PRIMARY, IS_NONE, RESULT = range(1, 8)
 A = {n: (127, 0, 0, n) for n in range(1, 10)}
@@ -567,3 +568,60 @@ def test_join_survives_control_socket_replacement(cluster, mute_primary):
     wait_until(lambda: not n1.joining, timeout=3)
     assert "HA_CLOSED" in n1.decisions[-1]
     ev.quiet(0.05)  # synchronous call: no BESECONDARY_RESULT
+
+
+def test_events_of_one_order_go_out_together_then_its_reply(cluster, mute_primary):
+    """B-05 / B-27: a beprimary that cancels an async join emits BESECONDARY_RESULT 26 and
+    IS_PRIMARY together and replies at once, so a single-threaded framework that acknowledges
+    HA_INFO_SYNC events only after the call returns does not deadlock. The engine waits for
+    both acknowledgements before its next work item."""
+    n1 = cluster.add("n1", 1, tick_timeout=5)
+    sync = n1.events(HA_INFO | HA_INFO_SYNC)
+    s = n1.ctl(timeout=1.0)
+    ha.besecondary(s, "n1", "mute", mute_primary, 0)
+    wait_until(lambda: n1.joining)
+    ha.beprimary(s, "n1")  # nothing acknowledged yet: the reply must not wait
+    assert sync.expect((RESULT, error.ERR_HA_CLOSED), (IS_PRIMARY, 0))
+    assert not n1.joining and n1.state == ha.STATE_PRIMARY
+    s.sendall(_protocol.BENONE_FRAME)  # the next work item waits for both acknowledgements
+    s.settimeout(0.2)
+    with pytest.raises(socket.timeout):
+        s.recv(1)
+    sync.ack()
+    with pytest.raises(socket.timeout):
+        s.recv(1)
+    sync.ack()
+    s.settimeout(2.0)
+    assert _protocol.decode(_io.read_frame(s)) == "ok"
+    assert sync.next() == (IS_NONE, 0)
+    sync.ack()
+    s.close()
+
+
+def _join_steps_crash(*args, **kwargs):
+    raise RuntimeError("injected fault in the join sequence")
+
+
+@pytest.mark.parametrize("wait", [1, 0])
+def test_join_task_that_fails_unexpectedly_ends_as_ha_closed(cluster, monkeypatch, caplog, wait):
+    """Fault injection: an unexpected exception inside a join is logged and ends the attempt
+    with HA_CLOSED (26) -- a reply for a synchronous call, BESECONDARY_RESULT otherwise."""
+    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
+    s1 = be_primary(n1, "n1")
+    ev = n2.events()
+    monkeypatch.setattr(peer, "_join_steps", _join_steps_crash)
+    s2 = n2.ctl(timeout=2.0)
+    if wait:
+        with pytest.raises(error.Error) as exc:
+            ha.besecondary(s2, "n2", "n1", n1.ip, 1)
+        assert exc.value.confd_errno == error.ERR_HA_CLOSED
+    else:
+        ha.besecondary(s2, "n2", "n1", n1.ip, 0)
+        assert ev.next(timeout=2.0) == (RESULT, error.ERR_HA_CLOSED)
+    assert not n2.joining and n2.state == ha.STATE_NONE
+    assert "injected fault" in caplog.text
+    monkeypatch.undo()
+    ha.besecondary(s2, "n2", "n1", n1.ip, 1)  # the node is fine afterwards
+    assert n2.state == ha.STATE_SECONDARY
+    s1.close()
+    s2.close()

@@ -12,8 +12,9 @@ Protocol (documented in docs/emulator.md): one JSON object per line each way. A 
 with ``id`` echoed when given. ``kind``: ``bad-request`` (malformed JSON, unknown op, bad
 argument), ``refused`` (the node refused: ``code``/``name`` are the ConfD error when there is
 one, e.g. 17 ``ERR_BADSTATE`` for a write on a secondary), ``not-running`` (datastore access
-on a stopped or killed node), ``internal``. A bad request never closes the connection unless
-the line is too long (1 MiB) or not UTF-8 JSON at all.
+on a stopped or killed node), ``internal``. A bad request (even one that is not UTF-8 JSON
+at all, or nested too deeply to parse) never closes the connection unless the line is too long
+(1 MiB).
 """
 
 from __future__ import annotations
@@ -264,7 +265,9 @@ class ControlServer:
         """One request line → one reply object."""
         try:
             req = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except RecursionError:  # nesting deeper than the parser's stack
+            return _error("bad-request", "not a JSON object: nested too deeply")
+        except Exception as exc:  # whatever the parser raises, it is the request's fault
             return _error("bad-request", "not a JSON object: %s" % exc)
         if not isinstance(req, dict):
             return _error("bad-request", "a request must be a JSON object")

@@ -30,6 +30,7 @@ log = logging.getLogger("confd_ha.emulator")
 
 _BACKLOG = 1024
 _MAX_QUEUED_ORDERS = 64   # asynchronous orders of one connection not yet executed
+MAX_CONNECTIONS = 2048    # open IPC connections; more are closed at once
 
 
 class Closed(Exception):
@@ -54,13 +55,18 @@ class IpcConn:
             self.close()
 
     async def drain(self) -> None:
-        """Wait while the client does not read its replies (so they cannot pile up)."""
+        """Wait while the client does not read its replies (so they cannot pile up), then let
+        the rest of the node run."""
         if self.closed:
             return
         try:
             await self.writer.drain()
         except (ConnectionError, RuntimeError, OSError):
             self.close()
+        # Neither drain() nor readexactly() suspends while the kernel takes the replies and
+        # pipelined requests are buffered: without this yield one pipelining client would hold
+        # the loop (ticks, replication, every other client) for a whole read buffer.
+        await asyncio.sleep(0)
 
     def close(self) -> None:
         if self.closed:
@@ -84,8 +90,12 @@ class IpcServer:
 
     ``handler`` is the node; it must provide ``label`` (str for logs), ``hub``
     (:class:`~confd_ha.emulator.eventhub.EventHub`), ``attach_control(conn, token)``,
-    ``status_frame() -> bytes`` and ``submit_order(order) -> Future`` whose result is the
-    reply frame or ``None`` for no reply (W-17).
+    ``status_frame() -> bytes``, ``submit_order(order) -> Future`` whose result is the
+    reply frame or ``None`` for no reply (W-17), and ``submit_invalid(why) -> Future`` for an
+    invalid besecondary with WaitReply 0 (reported as BESECONDARY_RESULT 21, never answered).
+
+    At most :data:`MAX_CONNECTIONS` connections are served at once; above that a new
+    connection is closed at once (logged once per burst).
     """
 
     def __init__(self, config: NodeConfig, handler):
@@ -96,6 +106,7 @@ class IpcServer:
         self._conns: set = set()
         self._tasks: set = set()
         self._secret = None
+        self._refused = 0          # connections refused in the current burst (above the cap)
 
     async def start(self, port: Optional[int] = None) -> None:
         """Listen on the configured address and port (``port`` overrides the latter)."""
@@ -147,6 +158,9 @@ class IpcServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         label = "%s %s" % (self.handler.label, _peer_text(peer))
+        if len(self._conns) >= MAX_CONNECTIONS:
+            self._refuse(writer, label)
+            return
         conn = IpcConn(reader, writer, label)
         task = asyncio.current_task()
         self._conns.add(conn)
@@ -168,6 +182,21 @@ class IpcServer:
             conn.close()
             self._conns.discard(conn)
             self._tasks.discard(task)
+            if self._refused and len(self._conns) < MAX_CONNECTIONS * 9 // 10:  # burst over
+                log.warning("%s: accepting IPC connections again (%d refused above %d)",
+                            self.handler.label, self._refused, MAX_CONNECTIONS)
+                self._refused = 0
+
+    def _refuse(self, writer: asyncio.StreamWriter, label: str) -> None:
+        """Close a connection above the cap at once; said once per burst, not per connection."""
+        if not self._refused:
+            log.warning("%s: too many IPC connections (%d), closing new ones at once",
+                        label, MAX_CONNECTIONS)
+        self._refused += 1
+        try:
+            writer.close()
+        except (RuntimeError, OSError):  # pragma: no cover - loop closing
+            pass
 
     async def _serve(self, conn: IpcConn) -> None:
         cfg = self.config
@@ -220,6 +249,12 @@ class IpcServer:
             try:
                 order = _protocol.decode_order(payload)
             except _protocol.BadOrder as exc:
+                if not exc.reply:
+                    # W-17 before W-21: a besecondary with WaitReply 0 never gets a reply, even
+                    # when invalid; PROTOUSAGE is reported as BESECONDARY_RESULT (B-15).
+                    log.info("%s: invalid asynchronous besecondary: %s", conn.label, exc)
+                    await self._queue_unanswered(unanswered, self.handler.submit_invalid(str(exc)))
+                    continue
                 log.info("%s: invalid order answered with PROTOUSAGE: %s", conn.label, exc)
                 conn.send(_protocol.encode_error(error.ERR_PROTOUSAGE))
                 await conn.drain()
@@ -232,18 +267,23 @@ class IpcServer:
                 continue
             reply = self.handler.submit_order(order)
             if order.code == _protocol.BESECONDARY and not order.waitreply:
-                # W-17: nothing is ever written for it; the node reports through events. The
-                # next orders are read at once (a status must not wait for the engine), but
-                # only so many may be queued: a flood of them waits here.
-                unanswered.append(reply)
-                while len(unanswered) > _MAX_QUEUED_ORDERS:
-                    await unanswered.popleft()
-                while unanswered and unanswered[0].done():
-                    unanswered.popleft()
+                # W-17: nothing is ever written for it; the node reports through events.
+                await self._queue_unanswered(unanswered, reply)
                 continue
             frame = await reply
             conn.send(frame)  # a no-op if the socket was closed or replaced meanwhile (B-02)
             await conn.drain()
+
+    @staticmethod
+    async def _queue_unanswered(unanswered: collections.deque, fut: "asyncio.Future") -> None:
+        """Keep an order that gets no reply. The next orders are read at once (a status must
+        not wait for the engine), but only so many may be queued: a flood of them waits here."""
+        unanswered.append(fut)
+        while len(unanswered) > _MAX_QUEUED_ORDERS:
+            await unanswered.popleft()
+        while unanswered and unanswered[0].done():
+            unanswered.popleft()
+        await asyncio.sleep(0)  # fairness, as in IpcConn.drain
 
     async def _serve_events(self, conn: IpcConn) -> None:
         payload = await _read_frame(conn.reader, self.config.max_frame)
@@ -270,6 +310,7 @@ class IpcServer:
                     sub.ack()
                 else:
                     log.info("%s: unexpected frame on event socket ignored (W-32)", conn.label)
+                await asyncio.sleep(0)  # a flood of frames must not hold the loop (as drain)
         finally:
             sub.close()
 

@@ -6,9 +6,12 @@ from that loop's thread.
 
 **The HA engine (B-27).** Every piece of HA work -- orders other than ``status``, and the
 transitions driven by peers (arrivals, deaths, tick loss, the end of a join) -- is a work item
-on one queue, executed one at a time by one task. Before emitting an event, and before starting
-the next item, the engine waits until every ``HA_INFO_SYNC`` subscriber has acknowledged every
-event already sent. ``status`` is answered at once by the IPC layer; ticks, replication of
+on one queue, executed one at a time by one task. The events of one item are emitted together,
+without waiting, and the order's reply follows at once; before starting the next item the
+engine waits until every ``HA_INFO_SYNC`` subscriber has acknowledged every event sent. (Waiting
+between the events of one item would hold back the reply of an order that emits two -- a
+``beprimary`` cancelling an asynchronous join -- and deadlock a framework that acknowledges only
+after its call returned.) ``status`` is answered at once by the IPC layer; ticks, replication of
 commits and the network steps of a join run in their own tasks and never wait for the engine.
 
 **Ordering (B-05).** Inside an item the node first changes its state, then emits the events
@@ -57,6 +60,7 @@ EVENT_NAMES = {1: "NOPRIMARY", 2: "SECONDARY_DIED", 3: "SECONDARY_ARRIVED",
                4: "SECONDARY_INITIALIZED", 5: "IS_PRIMARY", 6: "IS_NONE", 7: "BESECONDARY_RESULT"}
 
 MAX_STATUS_NODES = 255          # W-20
+_TXID_NAME_MAX = 200            # characters of the node id in a transaction id
 DECISIONS_KEPT = 1000
 SECONDARY_WRITE_TEXT = "node is an HA secondary: writes are not allowed"   # B-29
 
@@ -430,7 +434,8 @@ class Node:
             text = self.config.name
         else:
             text = str(name)
-        text = "".join(c if c.isprintable() else "?" for c in text)
+        # Transaction ids are limited to 1024 characters (B-14): a long node id is cut.
+        text = "".join(c if c.isprintable() else "?" for c in text[:_TXID_NAME_MAX])
         return text or self.config.name
 
     def _fan_out(self, txid: str, blob: bytes) -> list:
@@ -465,6 +470,23 @@ class Node:
         self._post(functools.partial(self._run_order, order, fut))
         return fut
 
+    def submit_invalid(self, why: str) -> "asyncio.Future":
+        """Queue the outcome of an invalid ``besecondary`` with WaitReply 0: nothing is ever
+        written for it (W-17), so PROTOUSAGE goes out as BESECONDARY_RESULT (B-15), in order
+        with the other work. The future is done when the event was emitted."""
+        fut = asyncio.get_running_loop().create_future()
+        self._post(functools.partial(self._run_invalid, why, fut))
+        return fut
+
+    async def _run_invalid(self, why: str, fut: "asyncio.Future") -> None:
+        try:
+            self._decide("besecondary refused with %s: invalid order (%s)" % (
+                error.errname(error.ERR_PROTOUSAGE), why))
+            self._emit(HA_INFO_BESECONDARY_RESULT, error.ERR_PROTOUSAGE)
+        finally:
+            if not fut.done():
+                fut.set_result(None)
+
     # ================================================================ the engine
 
     def _post(self, item) -> None:
@@ -482,8 +504,9 @@ class Node:
                 log.exception("%s: HA engine item failed", self.label)
             await self._hub.wait_synced()
 
-    async def _emit(self, ha_type: int, data) -> None:
-        await self._hub.wait_synced()  # B-27: no further event until the last one is acked
+    def _emit(self, ha_type: int, data) -> None:
+        """Send one event now. B-27's wait happens between work items (see :meth:`_engine`),
+        never inside one, so that an order's events and its reply go out together (B-05)."""
         self._hub.emit(ha_type, data)
         self._decide("event %s %s" % (EVENT_NAMES.get(ha_type, ha_type), _event_text(ha_type, data)))
 
@@ -527,7 +550,7 @@ class Node:
     async def _refuse(self, name: str, code: int, async_besecondary: bool, why: str):
         self._decide("%s refused with %s: %s" % (name, error.errname(code), why))
         if async_besecondary:
-            await self._emit(HA_INFO_BESECONDARY_RESULT, code)
+            self._emit(HA_INFO_BESECONDARY_RESULT, code)
             return None
         return _protocol.encode_error(code)
 
@@ -556,7 +579,7 @@ class Node:
             node_text(nodeid), STATE_NAMES[st],
             " keeping %d sub-secondaries (B-07)" % len(self._secondaries)
             if st == STATE_SECONDARY_RELAY else ""))
-        await self._emit(HA_INFO_IS_PRIMARY, 0)
+        self._emit(HA_INFO_IS_PRIMARY, 0)
         return _protocol.OK_FRAME
 
     # ---------------------------------------------------------------- besecondary
@@ -577,12 +600,12 @@ class Node:
                 self._decide("%s: same parameters, no-op" % text)
             if order.waitreply:
                 return _protocol.OK_FRAME
-            await self._emit(HA_INFO_BESECONDARY_RESULT, 0)
+            self._emit(HA_INFO_BESECONDARY_RESULT, 0)
             return None
         if st != STATE_NONE:
             self._to_none()
             self._decide("%s: %s -> NONE before joining (B-08)" % (text, STATE_NAMES[st]))
-            await self._emit(HA_INFO_IS_NONE, 0)
+            self._emit(HA_INFO_IS_NONE, 0)
         else:
             await self._cancel_join()
         self._start_join(order, fut)
@@ -602,7 +625,13 @@ class Node:
         join.task = self._spawn(self._join_task(join, params))
 
     async def _join_task(self, join: _Join, params: peer.JoinParams) -> None:
-        result = await peer.join(params, join.order.addr, self._policy)
+        try:
+            result = await peer.join(params, join.order.addr, self._policy)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in a join must end the attempt, not leave it pending forever
+            log.exception("%s: join attempt failed unexpectedly", self.label)
+            result = peer.HA_CLOSED
         self._post(functools.partial(self._finish_join, join, result))
         if not self._running and isinstance(result, peer.JoinOk):
             result.conn.abort()
@@ -646,12 +675,12 @@ class Node:
         self._decide("joined %s@%s as %s: NONE -> SECONDARY (%s, txid %s)" % (
             node_text(order.pnode), conn.peer_ip, node_text(order.node),
             "full copy" if by_copy else "no copy", self._store.txid))
-        await self._emit(HA_INFO_SECONDARY_INITIALIZED, by_copy)
+        self._emit(HA_INFO_SECONDARY_INITIALIZED, by_copy)
         if order.waitreply:
             if not join.reply.done():
                 join.reply.set_result(_protocol.OK_FRAME)
         else:
-            await self._emit(HA_INFO_BESECONDARY_RESULT, 0)
+            self._emit(HA_INFO_BESECONDARY_RESULT, 0)
 
     async def _join_failed(self, join: _Join, code: int) -> None:
         self._decide("join %s -> %s failed: %s, stays NONE" % (
@@ -660,7 +689,7 @@ class Node:
             if not join.reply.done():
                 join.reply.set_result(_protocol.encode_error(code))
         else:
-            await self._emit(HA_INFO_BESECONDARY_RESULT, code)
+            self._emit(HA_INFO_BESECONDARY_RESULT, code)
 
     async def _cancel_join(self) -> None:
         """B-11: a later beprimary/besecondary/benone cancels the join attempt."""
@@ -684,7 +713,7 @@ class Node:
             return _protocol.OK_FRAME
         self._to_none()
         self._decide("benone: %s -> NONE" % STATE_NAMES[st])
-        await self._emit(HA_INFO_IS_NONE, 0)
+        self._emit(HA_INFO_IS_NONE, 0)
         return _protocol.OK_FRAME
 
     async def _berelay(self):
@@ -708,11 +737,15 @@ class Node:
         if self._state != STATE_PRIMARY:
             self._decide("secondary_dead %s: not PRIMARY, no-op" % node_text(nodeid))
             return _protocol.OK_FRAME
-        for conn, nid in list(self._syncing.items()):
-            if same_term(nid, nodeid):
-                del self._syncing[conn]
-                conn.close(bye=True)
-                self._decide("secondary_dead %s: cut off during its initial sync" % node_text(nodeid))
+        # B-10: a node still joining (handshake steps 2-4, or its initial sync) is cut off
+        # too; it never arrived, so there is no event (its join fails with HA_CLOSED).
+        joining = {c for c in self._handshaking if c.nodeid is not None and same_term(c.nodeid, nodeid)}
+        joining.update(c for c, nid in self._syncing.items() if same_term(nid, nodeid))
+        for conn in joining:
+            self._syncing.pop(conn, None)
+            conn.close(bye=True)
+            self._decide("secondary_dead %s: cut off during its join from %s" % (
+                node_text(nodeid), conn.peer_ip))
         found = [s for s in self._secondaries if same_term(s.nodeid, nodeid)]
         if not found:
             self._decide("secondary_dead %s: no such secondary, no-op" % node_text(nodeid))
@@ -720,7 +753,7 @@ class Node:
             self._secondaries.remove(sec)
             sec.conn.close(bye=True)
             self._decide("secondary_dead %s: connection closed" % node_text(nodeid))
-            await self._emit(HA_INFO_SECONDARY_DIED, (sec.nodeid, sec.addr))
+            self._emit(HA_INFO_SECONDARY_DIED, (sec.nodeid, sec.addr))
         return _protocol.OK_FRAME
 
     # ---------------------------------------------------------------- helpers of the orders
@@ -825,7 +858,7 @@ class Node:
         self._decide("lost primary %s (%s): %s -> NONE%s" % (
             node_text(att.pid), error.errname(reason), STATE_NAMES[st],
             ", transaction id discarded" if conn.torn else ""))
-        await self._emit(HA_INFO_NOPRIMARY, reason)
+        self._emit(HA_INFO_NOPRIMARY, reason)
 
     # ================================================================ downstream (as primary/relay)
 
@@ -887,14 +920,14 @@ class Node:
             self._decide("secondary %s rejoined: older connection from %s closed" % (
                 node_text(old.nodeid), old.conn.peer_ip))
             if primary:
-                await self._emit(HA_INFO_SECONDARY_DIED, (old.nodeid, old.addr))
+                self._emit(HA_INFO_SECONDARY_DIED, (old.nodeid, old.addr))
         sec = Secondary(conn, joined.nodeid, addr)
         self._secondaries.append(sec)
         self._spawn(self._downstream_loop(sec))
         self._decide("secondary %s arrived from %s (%s)" % (
             node_text(joined.nodeid), conn.peer_ip, "full copy" if joined.by_copy else "no copy"))
         if primary:  # B-18: a relay emits no SECONDARY_* events
-            await self._emit(HA_INFO_SECONDARY_ARRIVED, (sec.nodeid, sec.addr))
+            self._emit(HA_INFO_SECONDARY_ARRIVED, (sec.nodeid, sec.addr))
 
     async def _downstream_loop(self, sec: Secondary) -> None:
         conn = sec.conn
@@ -924,7 +957,7 @@ class Node:
         self._decide("secondary %s at %s is dead (%s)" % (
             node_text(sec.nodeid), sec.conn.peer_ip, error.errname(reason)))
         if self._state == STATE_PRIMARY:
-            await self._emit(HA_INFO_SECONDARY_DIED, (sec.nodeid, sec.addr))
+            self._emit(HA_INFO_SECONDARY_DIED, (sec.nodeid, sec.addr))
 
     def __repr__(self) -> str:
         return "<Node %s %s%s>" % (self.label, STATE_NAMES[self._state],

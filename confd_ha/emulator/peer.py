@@ -58,7 +58,11 @@ HA_BADVSN = error.ERR_HA_BADVSN          # 52
 HA_BADCONFIG = error.ERR_HA_BADCONFIG    # 69
 _REJECT_CODES = (HA_BADFXS, HA_BADTOKEN, HA_BADNAME, HA_BADVSN, HA_BADCONFIG)
 
-INBOX_LIMIT = 100_000  # frames waiting for their consumer; more is a misbehaving peer
+# What may wait for a connection's consumer (e.g. while the node's HA engine is blocked, B-27);
+# more is a misbehaving peer and costs it the connection. Counted in frames and in payload
+# bytes: frames may be up to max_frame (16 MiB) each.
+INBOX_LIMIT = 10_000
+INBOX_FRAMES_OF_BYTES = 4     # × max_frame
 
 
 def proof_primary(token: bytes, nonce_s: bytes, nonce_p: bytes) -> bytes:
@@ -146,7 +150,9 @@ class PeerConn:
         self.closed = False
         self.reason: Optional[int] = None
         self.torn = False             # the stream ended inside a frame (B-14)
-        self._inbox: asyncio.Queue = asyncio.Queue()
+        self.nodeid = None            # the joining node's id, once its hello was read (B-10)
+        self._inbox: asyncio.Queue = asyncio.Queue()   # (term or PeerClosed, payload bytes)
+        self._inbox_bytes = 0
         self._flow = asyncio.Event()
         self._flow.set()
         self._held = False
@@ -238,11 +244,12 @@ class PeerConn:
         if timeout is not None:
             if timeout <= 0:
                 raise asyncio.TimeoutError
-            item = await asyncio.wait_for(self._inbox.get(), timeout)
+            item, size = await asyncio.wait_for(self._inbox.get(), timeout)
         else:
-            item = await self._inbox.get()
+            item, size = await self._inbox.get()
+        self._inbox_bytes -= size
         if isinstance(item, PeerClosed):
-            self._inbox.put_nowait(item)  # every later recv sees the close too
+            self._inbox.put_nowait((item, 0))  # every later recv sees the close too
             raise item
         return item
 
@@ -269,9 +276,12 @@ class PeerConn:
                 if is_ack(term):
                     self.acked(term[1])
                     continue
-                self._inbox.put_nowait(term)
-                if self._inbox.qsize() > INBOX_LIMIT:
-                    log.warning("%s: peer floods its connection, closing", self.label)
+                self._inbox.put_nowait((term, size))
+                self._inbox_bytes += size
+                if self._inbox.qsize() > INBOX_LIMIT or \
+                        self._inbox_bytes > INBOX_FRAMES_OF_BYTES * self.max_frame:
+                    log.warning("%s: peer floods its connection (%d frames, %d bytes waiting), "
+                                "closing", self.label, self._inbox.qsize(), self._inbox_bytes)
                     break
         except asyncio.CancelledError:
             return
@@ -331,7 +341,7 @@ class PeerConn:
             return
         self.reason = reason
         self._shut()
-        self._inbox.put_nowait(PeerClosed(reason))
+        self._inbox.put_nowait((PeerClosed(reason), 0))
         self._end()
 
     def close(self, bye: bool = False) -> None:
@@ -343,7 +353,7 @@ class PeerConn:
             self.send((HA_BYE, 0))
         self.reason = HA_CLOSED
         self._shut()
-        self._inbox.put_nowait(PeerClosed(HA_CLOSED))
+        self._inbox.put_nowait((PeerClosed(HA_CLOSED), 0))
         self._end()
 
     def _end(self) -> None:
@@ -359,7 +369,7 @@ class PeerConn:
         if not self.closed:
             self.reason = HA_CLOSED
             self._shut()
-            self._inbox.put_nowait(PeerClosed(HA_CLOSED))
+            self._inbox.put_nowait((PeerClosed(HA_CLOSED), 0))
         self._held_out.clear()
         try:
             self.writer.transport.abort()
@@ -570,6 +580,7 @@ async def _serve_steps(conn: PeerConn, view: PrimaryView, remaining):
         conn.close()
         return None
     _, peer_vsn, ha_vsn, snodeid, _expected, nonce_s = term
+    conn.nodeid = snodeid  # from now on secondary_dead can name it (B-10)
     if not view.serving():
         conn.close()
         return None
@@ -636,6 +647,8 @@ def _is_nonce(x) -> bool:
 
 
 def _reject_code(term) -> Optional[int]:
+    if is_bye(term):
+        return HA_CLOSED  # the listener gave up on us (e.g. secondary_dead, B-10)
     if _is_tuple(term, HA_REJECT, 2) and _is_int(term[1]):
         code = term[1]
         # Unknown codes from a peer still fail the join, as "initial sync failed".
