@@ -314,7 +314,14 @@ class PeerConn:
         limit = 3 * tick
         try:
             while not self.closed:
-                await asyncio.sleep(tick / 4)
+                # Sleep until the next thing due -- a tick to send or a silence deadline -- so
+                # death is noticed at 3 x tick whatever the tick (a fixed tick/4 poll would be
+                # up to 5 s late with ConfD's default 20 s).
+                now = self._loop.time()
+                due = min(self._last_tick + tick, self._last_rx + limit)
+                if self._acks:
+                    due = min(due, min(t for t, _ in self._acks.values()) + limit)
+                await asyncio.sleep(min(max(due - now, 0.005), tick / 4))
                 if self.policy.frozen:
                     continue  # a frozen node notices nothing; its timers restart on thaw
                 now = self._loop.time()
