@@ -31,27 +31,12 @@ import sys
 import time
 from pathlib import Path
 
+from _package import import_confd_ha  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def _source_tree_has_core() -> bool:
-    pkg = ROOT / "confd_ha"
-    return (pkg / "__init__.py").is_file() and (
-        any(pkg.glob("_core*.so")) or any(pkg.glob("_core*.pyd")))
-
-
-def _import_confd_ha(installed_only: bool):
-    """The package from this source tree when its C core is built in place, else the
-    installed one (``--installed`` always takes the installed one)."""
-    if not installed_only and _source_tree_has_core() and str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    try:
-        import confd_ha  # noqa: F401
-    except ImportError as exc:
-        raise SystemExit("cannot import confd_ha (%s): install it ('pip install .') or build "
-                         "its C core in place ('python build_ffi.py')" % exc)
-    return confd_ha
 
 
 def _import_refcodec():
@@ -764,7 +749,7 @@ def main(argv=None) -> int:
     import faulthandler
     faulthandler.dump_traceback_later(1800, exit=True)  # a bug must never hang a CI job
 
-    confd_ha = _import_confd_ha(args.installed)
+    confd_ha = import_confd_ha(args.installed)
     from confd_ha import _handshake as hs, _io as io_, _protocol as proto
 
     _protocol, _io, _handshake = proto, io_, hs

@@ -35,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 
+from _package import import_confd_ha  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -44,23 +46,6 @@ JOIN_TARGET_S = 5.0          # the issue's target for 255 joins
 CLOCK = time.perf_counter
 
 
-def _source_tree_has_core() -> bool:
-    pkg = ROOT / "confd_ha"
-    return (pkg / "__init__.py").is_file() and (
-        any(pkg.glob("_core*.so")) or any(pkg.glob("_core*.pyd")))
-
-
-def _import_confd_ha(installed_only: bool):
-    """The package from this source tree when its C core is built in place, else the
-    installed one (``--installed`` always takes the installed one)."""
-    if not installed_only and _source_tree_has_core() and str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    try:
-        import confd_ha  # noqa: F401
-    except ImportError as exc:
-        raise SystemExit("cannot import confd_ha (%s): install it ('pip install .') or build "
-                         "its C core in place ('python build_ffi.py')" % exc)
-    return confd_ha
 
 
 # Filled in by main() once the package is imported.
@@ -757,7 +742,7 @@ def main(argv=None) -> int:
     import faulthandler
     faulthandler.dump_traceback_later(3600, exit=True)  # a bug must never hang a CI job
 
-    confd_ha = _import_confd_ha(args.installed)
+    confd_ha = import_confd_ha(args.installed)
     import confd_ha.events as ev_mod
     from confd_ha.emulator import process as proc_mod, runner as runner_mod
 
