@@ -310,6 +310,6 @@ def run(out, err, tick: float = 0.5) -> int:
     if rc == 130:
         print("confd-ha demo: interrupted; every node stopped", file=err)
     elif rc == 0:
-        demo.say("Done in %.1f s; every node is stopped and every socket closed."
+        demo.say("Done in %.2f s; every node is stopped and every socket closed."
                  % (time.monotonic() - started))
     return rc
