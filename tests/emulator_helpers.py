@@ -1,102 +1,66 @@
-"""Test-local helpers for the emulator tests: nodes on a background asyncio loop, real
-client sockets, raw event sockets.
+"""Test-local helpers for the emulator tests, on top of :mod:`confd_ha.emulator.runner`.
 
-(To be replaced by the official pytest plugin; kept deliberately small.)
+The loop thread, node proxies and port choice are the runner's (``EmulatorThread``,
+``SyncNode``, ``PortReservation``); what is kept here is test-specific: nodes added one by one
+at 127.0.0.<n> with the tests' short timeouts, client sockets closed with the cluster, raw
+event sockets (``EventSock``) and ``wait_until``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import socket
-import threading
 import time
 
 import confd_ha as ha
 from confd_ha import _handshake, _io, _protocol
 from confd_ha.emulator import Node, NodeConfig
+from confd_ha.emulator.runner import EmulatorThread, PortReservation, SyncNode, loopback_addresses
 
 HA_INFO = _protocol.NOTIF_HA_INFO
 HA_INFO_SYNC = _protocol.NOTIF_HA_INFO_SYNC
 TIMEOUT = 5.0
 
 
-class LoopThread:
-    """An asyncio loop running in a daemon thread."""
+class LoopThread(EmulatorThread):
+    """The runner's loop thread, started at once, with a 15 s default call timeout."""
 
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+    def __init__(self, timeout: float = 15.0):
+        super().__init__(timeout=timeout, name="emulator-tests")
+        self.start()
 
-    def run(self, coro, timeout: float = 15.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn, *args, **kwargs):
-        async def wrapper():
-            return fn(*args, **kwargs)
-        return self.run(wrapper())
-
-    def close(self):
-        async def drain():
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        try:
-            self.run(drain(), 5)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
-            self.loop.close()
+    def close(self) -> None:
+        self.stop()
 
 
-class NodeProxy:
-    """Synchronous view of a Node for test code in the main thread."""
+class NodeProxy(SyncNode):
+    """The runner's ``SyncNode`` plus test shorthands; client sockets it makes are closed by
+    ``Cluster.close()``."""
 
     def __init__(self, lt: LoopThread, node: Node, sockets: list):
-        object.__setattr__(self, "_lt", lt)
-        object.__setattr__(self, "node", node)
-        object.__setattr__(self, "_sockets", sockets)  # closed by Cluster.close()
-
-    def __getattr__(self, name):
-        lt, node = self._lt, self.node
-        if isinstance(getattr(type(node), name, None), property):
-            return lt.call(getattr, node, name)
-        value = getattr(node, name)
-        if inspect.iscoroutinefunction(value):
-            return lambda *a, **k: lt.run(value(*a, **k))
-        if callable(value):
-            return lambda *a, **k: lt.call(value, *a, **k)
-        return value
+        super().__init__(lt, node)
+        self._sockets = sockets
 
     @property
     def ip(self) -> str:
-        return self.node.config.ipc_address
+        return self.ipc_address
 
     @property
     def port(self) -> int:
-        return self._lt.call(getattr, self.node, "ipc_port")
+        return self.emulator.call(getattr, self.node, "ipc_port")
 
     def ctl(self, token: str = "tok", timeout: float = TIMEOUT) -> socket.socket:
         """A real HA control socket (confd_ha.connect) to this node."""
-        s = socket.socket()
+        s = self.connect_ha(token, timeout)
         self._sockets.append(s)
-        s.settimeout(timeout)
-        ha.connect(s, token, self.ip, self.port)
         return s
 
     def events(self, mask: int = HA_INFO) -> "EventSock":
-        e = EventSock(self.ip, self.port, mask, self._sockets)
-        return e
+        return EventSock(self.ip, self.port, mask, self._sockets)
 
     def ha_status(self, token: str = "status"):
         """status() over a fresh control socket (note: replaces the token, B-02)."""
-        s = self.ctl(token)
-        try:
+        with self.ctl(token) as s:
             return ha.status(s)
-        finally:
-            s.close()
 
 
 class EventSock:
@@ -145,48 +109,38 @@ class EventSock:
 
 
 def free_port(ips) -> int:
-    """A TCP port that is free on every address in ``ips``."""
-    for _ in range(200):
-        probe = socket.socket()
-        probe.bind((ips[0], 0))
-        port = probe.getsockname()[1]
-        socks = [probe]
-        try:
-            for ip in ips[1:]:
-                s = socket.socket()
-                socks.append(s)
-                s.bind((ip, port))
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return port
-    raise RuntimeError("no common free port")
+    """A TCP port free on every address in ``ips`` right now (not held: some tests bind the
+    HA port themselves, without SO_REUSEADDR, to make it unbindable for a node)."""
+    with PortReservation(ips) as reservation:
+        return reservation.port
 
 
 class Cluster:
-    """Nodes on 127.0.0.<n> sharing one HA port, on one background loop."""
+    """Nodes added one by one at 127.0.0.<n>, sharing one HA port, on one loop thread."""
 
     def __init__(self, tick: float = 0.5, count: int = 8):
         self.lt = LoopThread()
         self.tick = tick
-        self.ha_port = free_port(["127.0.0.%d" % (i + 1) for i in range(count)])
-        self.nodes: list = []
+        self.nodes = self.lt.nodes   # the thread's own list: its stop() stops them too
         self.sockets: list = []   # client sockets made through the proxies
+        try:
+            self.ha_port = free_port(loopback_addresses(count))
+        except BaseException:
+            self.lt.close()
+            raise
 
     def add(self, name: str, n: int, start: bool = True, **cfg) -> NodeProxy:
         cfg.setdefault("tick_timeout", self.tick)
         cfg.setdefault("ha_port", self.ha_port)
         config = NodeConfig(name=name, ipc_address="127.0.0.%d" % n, ipc_port=0, **cfg)
-        node = self.lt.call(Node, config)
-        proxy = NodeProxy(self.lt, node, self.sockets)
+        proxy = NodeProxy(self.lt, self.lt.call(Node, config), self.sockets)
         self.nodes.append(proxy)
         if start:
             proxy.start()
         return proxy
 
     def close(self) -> None:
+        """Close the client sockets, kill every node (no goodbyes), stop the thread."""
         for s in self.sockets:
             s.close()
         try:
