@@ -828,6 +828,9 @@ def test_very_long_node_id_still_commits_and_replicates(cluster):
     s2 = n2.ctl()
     ha.besecondary(s2, "n2", long_id, n1.ip, 1)
     assert n2.get("/before") == "1" and n2.txid == txid
+    # B-30: a commit waits only for arrived secondaries; the reply to a synchronous join can
+    # come before the primary has counted the arrival.
+    wait_until(lambda: len(n1.status()[1]) == 1)
     txid2 = n1.commit([("set", "/after", "2")])
     assert n2.get("/after") == "2" and n2.txid == txid2 != txid
     s1.close()
