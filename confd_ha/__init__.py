@@ -107,15 +107,17 @@ def configure(*, proto_vsn: int | None = None, lib_vsn: int | None = None,
 def connect(sock, token, ip=None, port=None, pstr=None, **options) -> None:
     """Connect ``sock`` to the daemon as its HA control socket and hand over ``token``.
 
-    TCP sockets go to ``ip``:``port`` (defaults ``ADDR``:``PORT``), AF_UNIX sockets to the path
-    ``pstr``; an already connected socket is used as it is. The daemon keeps one HA control
-    socket: this replaces the previous one and its token (B-02). Keyword ``options``:
-    ``proto_vsn``, ``lib_vsn``, ``access_version`` for this connection only (see
-    :func:`configure`).
+    TCP sockets go to ``ip``:``port`` (IP literals of the socket's family; left out, the
+    defaults ``ADDR``:``PORT``), AF_UNIX sockets to the path ``pstr``. A socket that is
+    connected already is refused (``ERR_OS``, ``EISCONN``) and stays as it was. The daemon
+    keeps one HA control socket: this replaces the previous one and its token (B-02).
+    Keyword ``options``: ``proto_vsn``, ``lib_vsn``, ``access_version`` for this connection
+    only (see :func:`configure`).
     """
-    _args.check_sock(sock)
+    _handshake.check_options(options)
     token_bytes = _args.token_bytes(token)
-    _handshake.check_options(options, "connect")
+    ip, port, pstr = _args.address_args(ip, port, pstr)
+    _args.check_sock(sock)
     address = _handshake.target_address(sock, ip, port, pstr, ADDR, PORT)
     _handshake.open_connection(sock, _protocol.CT_HA, address, **options)
     # W-16: the token's bytes as one raw frame, no NUL, no reply.
@@ -123,16 +125,20 @@ def connect(sock, token, ip=None, port=None, pstr=None, **options) -> None:
 
 
 def _call(sock, request: bytes) -> None:
-    _protocol.decode_reply(_io.call(_args.check_sock(sock), request, _handshake.SETTINGS.max_reply))
+    _protocol.decode_reply(_io.call(sock, request, _handshake.SETTINGS.max_reply))
 
 
 def beprimary(sock, mynodeid) -> None:
     """Make the node primary (``bemaster`` in the old API) with node id ``mynodeid``."""
+    _args.check_sock(sock)
     _call(sock, _protocol.encode_order(_protocol.BEPRIMARY, node_term(mynodeid, "mynodeid")))
 
 
-def besecondary(sock, mynodeid, primary_id=None, primary_ip=None, waitreply=None, *,
-                masterid=None, masterip=None) -> None:
+_MISSING = _args.MISSING
+
+
+def besecondary(sock, mynodeid, primary_id=_MISSING, primary_ip=_MISSING, waitreply=_MISSING,
+                *, masterid=_MISSING, masterip=_MISSING) -> None:
     """Make the node a secondary of ``primary_id`` at ``primary_ip`` (``beslave``).
 
     With ``waitreply`` true the call returns when the node has synced (or raises the join's
@@ -140,9 +146,9 @@ def besecondary(sock, mynodeid, primary_id=None, primary_ip=None, waitreply=None
     ``HA_INFO_BESECONDARY_RESULT`` on an event socket. The old keywords ``masterid`` and
     ``masterip`` are accepted too.
     """
+    _args.check_sock(sock)
     request, wait = _args.besecondary_order(mynodeid, primary_id, primary_ip, waitreply,
                                             masterid, masterip)
-    _args.check_sock(sock)
     if wait:
         _call(sock, request)
     else:
@@ -151,16 +157,17 @@ def besecondary(sock, mynodeid, primary_id=None, primary_ip=None, waitreply=None
 
 def benone(sock) -> None:
     """Make the node leave any HA role (state NONE)."""
-    _call(sock, _protocol.BENONE_FRAME)
+    _call(_args.check_sock(sock), _protocol.BENONE_FRAME)
 
 
 def berelay(sock) -> None:
     """Make a secondary a relay for other secondaries."""
-    _call(sock, _protocol.BERELAY_FRAME)
+    _call(_args.check_sock(sock), _protocol.BERELAY_FRAME)
 
 
 def secondary_dead(sock, nodeid) -> None:
     """Tell a primary that the secondary ``nodeid`` is dead (``slave_dead``)."""
+    _args.check_sock(sock)
     _call(sock, _protocol.encode_order(_protocol.SECONDARY_DEAD, node_term(nodeid, "nodeid")))
 
 

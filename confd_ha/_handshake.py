@@ -77,43 +77,65 @@ def _check_path(path, path_name: str):
     return os.fspath(path)
 
 
-def _check_tcp(ip, port):
-    if not isinstance(ip, str):
-        raise TypeError("ip argument must be a string")
-    if not isinstance(port, int) or isinstance(port, bool):
-        raise TypeError("port argument must be an integer")
-    return (ip, port)
+_FAMILIES = {socket.AF_INET: (socket.AF_INET, "AF_INET", "invalid IP address: %s"),
+             socket.AF_INET6: (socket.AF_INET6, "AF_INET6", "invalid IPv6 address: %s")}
 
 
-def target_address(sock, ip, port, pstr, default_addr: str, default_port: int,
-                   path_name: str = "pstr"):
-    """Where to connect ``sock`` (None if it is connected already). ``path_name`` is the
-    caller's name for the AF_UNIX path argument, for error texts."""
-    if _io.peer_address(sock) is not None:
-        return None
+def _check_port(port: int, family_name: str) -> int:
+    if port == -1:   # the original's "not given"
+        raise TypeError("port argument must be provided for an %s socket" % family_name)
+    if not 0 <= port <= 0xFFFF:
+        # The original truncates the port to 16 bits and connects to that other port.
+        raise OverflowError("port must be 0-65535, not %d" % port)
+    return port
+
+
+def target_address(sock, ip, port, path, default_addr: str, default_port: int):
+    """Where to connect ``sock``: its AF_UNIX ``path`` or the ``(ip, port)`` of an IP
+    literal of the socket's family (no name lookup, as the original). ``ip``/``port`` None
+    take the package defaults. Argument types are checked before (``_args.address_args``)."""
     if sock.family == socket.AF_UNIX:
-        if pstr is None:
-            raise ValueError("%s argument (the socket path) is required for an AF_UNIX socket"
-                             % path_name)
-        return _check_path(pstr, path_name)
-    return _check_tcp(default_addr if ip is None else ip, default_port if port is None else port)
+        if path is None:
+            raise TypeError("path argument must be provided for an AF_UNIX socket")
+        return os.fspath(path)
+    ip = default_addr if ip is None else ip
+    port = default_port if port is None else port
+    family = _FAMILIES.get(sock.family)
+    if family is None:
+        return (ip, port)   # connect() itself reports what the family makes of it
+    af, family_name, bad_ip = family
+    try:
+        socket.inet_pton(af, ip)
+    except (OSError, ValueError):
+        raise ValueError(bad_ip % ip) from None
+    return (ip, _check_port(port, family_name))
 
 
 def stream_address(ip, port, path, default_addr: str, default_port: int):
     """Where an asyncio client connects: the AF_UNIX ``path`` (a ``str``), else the TCP
-    ``(ip, port)`` pair with the package defaults filled in."""
+    ``(ip, port)`` pair (an IP literal) with the package defaults filled in."""
     if path is not None:
         if ip is not None or port is not None:
             raise ValueError("give ip/port or path, not both")
         return _check_path(path, "path")
-    return _check_tcp(default_addr if ip is None else ip, default_port if port is None else port)
+    ip = default_addr if ip is None else ip
+    port = default_port if port is None else port
+    if not isinstance(ip, str):
+        raise TypeError("ip argument must be a string")
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise TypeError("port argument must be an integer")
+    if _protocol.parse_ip(ip) is None:
+        raise ValueError("invalid IP address: %s" % ip)
+    return (ip, _check_port(port, "AF_INET"))
 
 
-def check_options(options, func: str = "connect") -> None:
-    """Refuse keyword options a connect function does not know."""
+def check_options(options) -> None:
+    """Refuse keyword options a connect function does not know (with the words of the
+    original's argument parser)."""
     unknown = set(options) - CONNECT_OPTIONS
     if unknown:
-        raise TypeError("%s() got unexpected keyword argument %r" % (func, sorted(unknown)[0]))
+        raise TypeError("'%s' is an invalid keyword argument for this function"
+                        % sorted(unknown)[0])
 
 
 # ---------------------------------------------------------------- the exchange (sans-I/O)
@@ -153,7 +175,9 @@ def exchange(plan: Plan, proto_vsn: int, lib_vsn: int):
     """
     secret, variant = plan.secret, plan.variant
     byte0 = plan.ctype | (_protocol.access_flag(variant) if secret is not None else 0)
-    yield SEND, _protocol.build_hello(_protocol.Hello(byte0, proto_vsn, lib_vsn, 0, 0))
+    yield SEND, _protocol.build_hello(_protocol.Hello(byte0, proto_vsn, lib_vsn,
+                                                      _protocol.CLIENT_MAXDEPTH,
+                                                      _protocol.CLIENT_MAXKEYLEN))
     if secret is not None:
         # The first byte decides (W-13): a daemon that answers with anything but a challenge
         # may send nothing more, so do not wait for the nonce before looking at it.
@@ -243,18 +267,16 @@ async def run_async(stream, flow):
 
 def open_connection(sock, ctype: int, address, *, proto_vsn=None, lib_vsn=None,
                     access_version=None) -> _protocol.Hello:
-    """Connect ``sock`` (unless address is None) and run the handshake on it.
+    """Connect ``sock`` and run the handshake on it. A socket that is connected already
+    fails with ``ERR_OS``/``EISCONN`` and stays as it was, as with the original.
 
     On a version rejection the client retries once on a fresh connection with the pair the
     daemon announced and moves that connection onto ``sock`` (W-05).
     """
     plan = make_plan(ctype, proto_vsn=proto_vsn, lib_vsn=lib_vsn, access_version=access_version)
-    if address is not None:
-        _io.connect(sock, address)
-    else:
-        address = _io.peer_address(sock)
+    _io.connect(sock, address)
     reply = run(sock, exchange(plan, plan.proto_vsn, plan.lib_vsn))
-    theirs = judge(reply, plan.proto_vsn, address is not None)
+    theirs = judge(reply, plan.proto_vsn, True)
     if theirs is not None:
         fresh = _io.open_like(sock, address)
         try:

@@ -16,42 +16,73 @@ import weakref
 
 from . import _protocol, error
 
-_CLOSED_ERRNOS = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ENOTCONN)
+# A peer that is gone: on a write EPIPE (also for a socket that was never connected) or
+# ECONNRESET, on a read ECONNRESET (or 0 bytes) -- EOF, as libconfd reports it. Any other
+# OS error is ERR_OS with libconfd's texts below (observed through Cisco's _confd, ConfD
+# 8.2.5): a read on a never-connected socket (ENOTCONN) is ERR_OS, not EOF.
+_WRITE_CLOSED = (errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED)
+_READ_CLOSED = (errno.ECONNRESET, errno.ECONNABORTED)
+CONNECT, READ, WRITE = "connect", "read", "write"
+_TEXTS = {CONNECT: "Failed to connect to ConfD: %s",
+          READ: "Failed to read %d bytes from ConfD: %s",
+          WRITE: "Failed to write %d bytes to ConfD: %s"}
+_TIMEOUT_TEXTS = {CONNECT: "timed out connecting to the daemon",
+                  READ: "timed out waiting for the daemon",
+                  WRITE: "timed out sending to the daemon"}
 
 
-def _fail(exc: OSError, what: str):
-    """Raise the package's exception for an OSError during ``what``."""
+def _fail(exc: OSError, op: str, n: int = 0, note: str = ""):
+    """Raise the package's exception for an OSError during ``op`` (CONNECT, READ or WRITE
+    of ``n`` bytes)."""
     if isinstance(exc, socket.timeout):
-        error.raise_error(error.ERR_OS, "timed out %s" % what, errno.ETIMEDOUT)
-    if exc.errno in _CLOSED_ERRNOS or (
-            exc.errno is None and isinstance(exc, (ConnectionError, BrokenPipeError))):
+        error.raise_error(error.ERR_OS, _TIMEOUT_TEXTS[op] + note, errno.ETIMEDOUT)
+    code = exc.errno
+    if code is None and isinstance(exc, (ConnectionError, BrokenPipeError)):
         # asyncio reports a lost connection as ConnectionResetError without an errno.
-        error.raise_error(error.CONFD_EOF, "connection closed %s" % what)
-    error.raise_error(error.ERR_OS, "%s %s" % (os.strerror(exc.errno) if exc.errno else exc, what),
-                      exc.errno)
+        error.raise_error(error.CONFD_EOF, "connection closed")
+    if op != CONNECT and code in (_WRITE_CLOSED if op == WRITE else _READ_CLOSED):
+        error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
+    text = os.strerror(code) if code else str(exc)
+    args = (text,) if op == CONNECT else (n, text)
+    error.raise_error(error.ERR_OS, _TEXTS[op] % args + note, code)
 
 
 def _nodelay(sock: socket.socket) -> None:
     # Requests are small writes that each wait for a reply: without TCP_NODELAY the first
     # order after the token frame waits ~40 ms for the daemon's delayed ACK (Nagle).
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def connect(sock: socket.socket, address) -> None:
-    """Connect ``sock`` (which this package then owns the options of: TCP_NODELAY is set)."""
+    """Connect ``sock`` (which this package then owns the options of: TCP_NODELAY is set).
+    A socket that is connected already fails with EISCONN and is left as it is."""
     try:
+        if peer_address(sock) is not None:
+            # Python's connect() hides EISCONN on a socket with a timeout: ask first.
+            raise OSError(errno.EISCONN, os.strerror(errno.EISCONN))
         sock.connect(address)
         _nodelay(sock)
     except OSError as exc:
-        _fail(exc, "connecting to the daemon")
+        _fail(exc, CONNECT)
 
 
 def send(sock: socket.socket, data: bytes) -> None:
     try:
         sock.sendall(data)
     except OSError as exc:
-        _fail(exc, "sending to the daemon")
+        _fail(exc, WRITE, len(data))
+
+
+def send_ack(sock: socket.socket, data: bytes) -> None:
+    """:func:`send` for an event acknowledgement: libconfd reports a peer that is gone as
+    ``Error(ERR_EOF)``, not as ``EOF``."""
+    try:
+        sock.sendall(data)
+    except OSError as exc:
+        if exc.errno in _WRITE_CLOSED:
+            error.raise_error(error.ERR_EOF, "Socket to ConfD is closed")
+        _fail(exc, WRITE, len(data))
 
 
 def recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -70,7 +101,7 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
             buf += chunk
         return bytes(buf)
     except OSError as exc:
-        _fail(exc, "waiting for the daemon")
+        _fail(exc, READ, n)
 
 
 # ---------------------------------------------------------------- frames that survive timeouts
@@ -141,6 +172,14 @@ def _frame_into(sock: socket.socket, got: bytearray, limit: int) -> bytes:
     return bytes(got[4:])
 
 
+def _reading(got: bytearray) -> int:
+    """How many bytes the read that failed asked for, as libconfd counts: the 4-byte
+    header, or the payload."""
+    if len(got) < 4:
+        return 4
+    return int.from_bytes(bytes(got[:4]), "big")
+
+
 def _read(sock: socket.socket, got: bytearray, limit: int, owed: int) -> bytes:
     """_frame_into with the outcome mapping; a timeout remembers what was read (and that the
     frame is a reply still ``owed``)."""
@@ -148,9 +187,9 @@ def _read(sock: socket.socket, got: bytearray, limit: int, owed: int) -> bytes:
         return _frame_into(sock, got, limit)
     except socket.timeout as exc:
         _remember(sock, got, owed)
-        _fail(exc, "waiting for the daemon")
+        _fail(exc, READ)
     except OSError as exc:
-        _fail(exc, "waiting for the daemon")
+        _fail(exc, READ, _reading(got))
 
 
 def _settle(sock: socket.socket, limit: int) -> None:
@@ -187,9 +226,10 @@ def call(sock: socket.socket, request: bytes, limit: int = _protocol.MAX_FRAME) 
     except socket.timeout as exc:
         # Part of the request may be on the wire: it cannot be taken back or resumed.
         sock.close()
-        _fail(exc, "sending to the daemon (socket closed: a request cut short cannot be resumed)")
+        _fail(exc, WRITE, len(request),
+              " (socket closed: a request cut short cannot be resumed)")
     except OSError as exc:
-        _fail(exc, "sending to the daemon")
+        _fail(exc, WRITE, len(request))
     header = payload = b""
     try:
         header = sock.recv(4)
@@ -205,9 +245,9 @@ def call(sock: socket.socket, request: bytes, limit: int = _protocol.MAX_FRAME) 
             error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
     except socket.timeout as exc:
         _remember(sock, bytearray(header), 1)
-        _fail(exc, "waiting for the daemon")
+        _fail(exc, READ)
     except OSError as exc:
-        _fail(exc, "waiting for the daemon")
+        _fail(exc, READ, _reading(bytearray(header)))
     # Outside the try: error.Timeout is itself a TimeoutError (socket.timeout).
     return _read(sock, bytearray(header + payload), limit, 1)
 
@@ -222,7 +262,7 @@ def replace_connection(sock: socket.socket, fresh: socket.socket) -> None:
     try:
         os.dup2(fresh.fileno(), sock.fileno())
     except OSError as exc:
-        _fail(exc, "replacing the connection")
+        _fail(exc, CONNECT)
     finally:
         fresh.close()
     sock.settimeout(timeout)
@@ -238,7 +278,7 @@ def open_like(sock: socket.socket, address) -> socket.socket:
         _nodelay(fresh)
     except OSError as exc:
         fresh.close()
-        _fail(exc, "reconnecting to the daemon")
+        _fail(exc, CONNECT)
     return fresh
 
 
@@ -268,7 +308,7 @@ async def open_stream(address) -> "Stream":
         else:
             reader, writer = await asyncio.open_connection(address[0], address[1])
     except OSError as exc:
-        _fail(exc, "connecting to the daemon")
+        _fail(exc, CONNECT)
     return Stream(reader, writer)
 
 
@@ -280,19 +320,21 @@ class Stream:
         self.writer = writer
         self.closed = False          # closed by this side
         self._pending = None         # payload size of a frame whose header has been read
+        self._queued = 0             # bytes of the last write, for error texts
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` for sending; once this returns the bytes will go out even if the
         caller is cancelled before :meth:`drain`."""
         if self.closed:
             error.raise_error(error.CONFD_EOF, "connection closed")
+        self._queued = len(data)
         self.writer.write(data)
 
     async def drain(self) -> None:
         try:
             await self.writer.drain()
         except OSError as exc:
-            _fail(exc, "sending to the daemon")
+            _fail(exc, WRITE, self._queued)
 
     async def send(self, data: bytes) -> None:
         self.write(data)
@@ -309,7 +351,7 @@ class Stream:
         except asyncio.IncompleteReadError:
             error.raise_error(error.CONFD_EOF, "connection closed by the daemon")
         except OSError as exc:
-            _fail(exc, "waiting for the daemon")
+            _fail(exc, READ, n)
 
     async def read_frame(self, limit: int = _protocol.MAX_FRAME) -> bytes:
         """The payload of the next frame; a frame announced above ``limit`` is refused

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from . import error
 from ._core import ffi, lib
-from ._terms import Atom
+from ._terms import Atom, SmallAtom
 
 log = logging.getLogger("confd_ha")
 # ---------------------------------------------------------------- constants
@@ -38,12 +38,14 @@ HELLO_WARNING = 2
 
 DEFAULT_PROTO_VSN = 82           # ConfD 8.2.5 / NSO 6.2.5 (W-07)
 DEFAULT_LIB_VSN = 0x08020500
-SERVER_MAXDEPTH = 60             # W-06
-SERVER_MAXKEYLEN = 18
+SERVER_MAXDEPTH = 12             # what ConfD 8.2.5 sends in its hello reply (observed,
+SERVER_MAXKEYLEN = 4             # docs/conformance-ipc.md); the emulator sends the same
+CLIENT_MAXDEPTH = 20             # the last two bytes of libconfd 8.2.5's hello (observed)
+CLIENT_MAXKEYLEN = 9
 MAX_FRAME = 16 * 1024 * 1024     # W-15
 
 ACCESS_OK = b"\x00"
-ACCESS_REJECTED = b"\x01"        # W-13
+ACCESS_REJECTED = b"\x03"        # sent by ConfD 8.2.5 after a wrong answer (observed)
 ACCESS_V1 = 1
 ACCESS_V2 = 2
 _ACCESS = {ACCESS_V1: (16, hashlib.md5, FLAG_ACCESS_V1), ACCESS_V2: (32, hashlib.sha256, FLAG_ACCESS_V2)}
@@ -167,6 +169,7 @@ _K_TUPLE = lib.CHD_K_TUPLE
 _K_LIST = lib.CHD_K_LIST
 _K_STRING = lib.CHD_K_STRING
 _K_FLOAT_TEXT = lib.CHD_K_FLOAT_TEXT
+_K_SMALL_ATOM_UTF8 = lib.CHD_K_SMALL_ATOM_UTF8
 _MAX_MAG = 2**64 - 1
 _MAX_TERMS = 1 << 20  # nodes of one generically decoded message; bounds the allocation
 
@@ -183,6 +186,10 @@ def _flatten(term, nodes: list, pool: bytearray) -> None:
             if mag > _MAX_MAG:
                 raise ValueError("integer %d does not fit in 64 bits" % t)
             nodes.append((_K_INT, t < 0, 0, 0, mag, 0.0))
+        elif isinstance(t, SmallAtom):
+            data = t.encode("utf-8")
+            nodes.append((_K_SMALL_ATOM_UTF8, 0, len(data), len(pool), 0, 0.0))
+            pool += data
         elif isinstance(t, Atom):
             try:
                 data, kind = t.encode("latin-1"), _K_ATOM
@@ -277,6 +284,11 @@ def decode(payload: bytes):
     return term
 
 
+DECODE_OK = lib.CHD_OK                 # verdicts of validate() the emulator's server side
+DECODE_EXTRA = lib.CHD_E_EXTRA        # uses to find a term followed by extra bytes
+DECODE_TRUNCATED = lib.CHD_E_TRUNCATED
+
+
 def validate(payload: bytes) -> int:
     """The C core's verdict on a payload (CHD_OK or a negative status), without building it."""
     payload = bytes(payload)
@@ -365,8 +377,6 @@ def decode_reply(payload: bytes) -> None:
                  payload[rep.atom_off:rep.atom_off + rep.atom_len].decode("latin-1"))
         return None
     code = int(rep.code)
-    if code <= 0:  # not a confd_errno (and -2 would read as EOF)
-        error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
     reason = ""
     if kind == lib.CHD_REPLY_ERROR_REASON:
         if rep.reason_kind == lib.CHD_REASON_BYTES:
@@ -376,7 +386,7 @@ def decode_reply(payload: bytes) -> None:
             if not all(isinstance(x, int) and 0 <= x <= 255 for x in items):
                 error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
             reason = _reason_text(bytes(items))
-    error.raise_error(code, reason)
+    error.raise_error(code, reason, daemon=True)
 
 
 class _StatusOut:
@@ -462,7 +472,7 @@ def _decode_status_generic(payload: bytes):
     for entry in term[1]:
         if not (isinstance(entry, tuple) and len(entry) == 2):
             error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
-        nodeid, addr = entry
+        nodeid, addr = _node_id_term(entry[0]), entry[1]
         if isinstance(nodeid, bytes):
             nid = nodeid.split(b"\x00", 1)[0].decode("utf-8", "replace")
         else:
@@ -472,6 +482,14 @@ def _decode_status_generic(payload: bytes):
                 error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
         result.append({"nodeid": nid, "address": address_text(addr)})
     return term[0], result
+
+
+def _node_id_term(nodeid):
+    """A node id as received: an atom stands for the binary of its name (as libconfd
+    reads it)."""
+    if isinstance(nodeid, Atom):
+        return str(nodeid).encode("utf-8")
+    return nodeid
 
 
 def address_text(addr) -> str:
@@ -603,13 +621,15 @@ def encode_status(state: int, nodes) -> bytes:
 
 # ---------------------------------------------------------------- event notifications
 
-HA_SYNCED = Atom("ha_synced")
+# The client's atoms go out as libconfd 8.2.5 sends them (SMALL_ATOM_UTF8, observed).
+HA_SYNCED = SmallAtom("ha_synced")
 HA_SYNCED_FRAME = encode_frame(HA_SYNCED)
+_UNDEFINED = SmallAtom("undefined")
 
 
 def encode_subscription(mask: int) -> bytes:
     """The framed 5-tuple subscription term (W-30)."""
-    return encode_frame((mask, 0, 0, Atom("undefined"), 0))
+    return encode_frame((mask, 0, 0, _UNDEFINED, 0))
 
 
 def decode_subscription(payload: bytes) -> int:
@@ -700,7 +720,7 @@ def _ha_node(nodeid, addr) -> HaNode:
     from .value import Value
 
     try:
-        value = Value.from_term(nodeid)
+        value = Value.from_term(_node_id_term(nodeid))
     except error.Error:
         _bad_notification("unrecognised node id")
     af, text = address_parts(addr)

@@ -20,7 +20,7 @@ become binaries; a plain ``str`` is refused because it is ambiguous (atom or bin
 
 from __future__ import annotations
 
-__all__ = ["Atom", "OK", "ERROR", "TRUE", "FALSE", "UNDEFINED"]
+__all__ = ["Atom", "SmallAtom", "OK", "ERROR", "TRUE", "FALSE", "UNDEFINED"]
 
 
 class Atom(str):
@@ -30,6 +30,14 @@ class Atom(str):
 
     def __repr__(self) -> str:
         return f"Atom({str.__repr__(self)})"
+
+
+class SmallAtom(Atom):
+    """An atom encoded as SMALL_ATOM_UTF8 (tag 119) rather than the canonical ATOM (100):
+    the form libconfd gives the atoms it sends (``undefined`` in a subscription,
+    ``ha_synced``), so that the client's bytes are libconfd's. The same term otherwise."""
+
+    __slots__ = ()
 
 
 OK = Atom("ok")

@@ -62,8 +62,8 @@ async def _bounded(coro, timeout):
     error.raise_error(error.ERR_OS, "timed out waiting for the daemon", errno.ETIMEDOUT)
 
 
-async def _open(ctype, address, timeout, options, func):
-    _handshake.check_options(options, func)
+async def _open(ctype, address, timeout, options):
+    _handshake.check_options(options)
     return await _bounded(_handshake.open_stream(ctype, address, **options), timeout)
 
 
@@ -82,7 +82,7 @@ async def connect(token, ip=None, port=None, path=None, *, timeout=None,
     token = _args.token_bytes(token)
     timeout = _check_timeout(timeout)
     address = _address(ip, port, path)
-    stream, reply = await _open(_protocol.CT_HA, address, timeout, options, "connect")
+    stream, reply = await _open(_protocol.CT_HA, address, timeout, options)
     try:
         # W-16: the token's bytes as one raw frame, no NUL, no reply.
         await _bounded(stream.send(_protocol.frame(token)), timeout)
@@ -135,8 +135,9 @@ class Connection:
                                          _args.node_term(mynodeid, "mynodeid"))
         _protocol.decode_reply(await self._call(request))
 
-    async def besecondary(self, mynodeid, primary_id=None, primary_ip=None, waitreply=None, *,
-                          masterid=None, masterip=None) -> None:
+    async def besecondary(self, mynodeid, primary_id=_args.MISSING, primary_ip=_args.MISSING,
+                          waitreply=_args.MISSING, *, masterid=_args.MISSING,
+                          masterip=_args.MISSING) -> None:
         """Make the node a secondary of ``primary_id`` at ``primary_ip`` (``beslave``); with
         ``waitreply`` false only the order is sent and the outcome arrives as
         ``HA_INFO_BESECONDARY_RESULT`` on an event stream."""
@@ -192,8 +193,8 @@ async def notifications_connect(mask, ip=None, port=None, path=None, *, timeout=
     mask = _args.event_mask(mask)
     timeout = _check_timeout(timeout)
     address = _address(ip, port, path)
-    stream, reply = await _open(_protocol.CT_EVENT, address, timeout, options,
-                                "notifications_connect")
+    _args.check_mask_data(mask)
+    stream, reply = await _open(_protocol.CT_EVENT, address, timeout, options)
     try:
         async def subscribe():
             await stream.send(_protocol.encode_subscription(mask))

@@ -12,79 +12,86 @@ from __future__ import annotations
 import errno as _errno
 
 # ---------------------------------------------------------------- codes (wire-protocol §9.1)
+#
+# The texts are libconfd's confd_strerror() of ConfD 8.2.5, as Cisco's _confd module returns
+# them (observed; tests/differential records them): a drop-in must give the same str(e).
+# libconfd of ConfD has no text for the NSO-only codes (56, 62-66): "Unknown error", as for
+# every code it does not know.
+
+UNKNOWN_TEXT = "Unknown error"
 
 _CODES = (
     (1, "NOEXISTS", "item does not exist"),
     (2, "ALREADY_EXISTS", "item already exists"),
     (3, "ACCESS_DENIED", "access denied"),
-    (4, "NOT_WRITABLE", "object is not writable"),
-    (5, "BADTYPE", "value of the wrong type"),
-    (6, "NOTCREATABLE", "object cannot be created"),
-    (7, "NOTDELETABLE", "object cannot be deleted"),
-    (8, "BADPATH", "malformed path"),
-    (9, "NOSTACK", "pop without matching push"),
-    (10, "LOCKED", "already locked"),
-    (11, "INUSE", "commit attempted while another user holds a lock"),
-    (12, "NOTSET", "mandatory leaf has no value"),
-    (13, "NON_UNIQUE", "unique constraint violated"),
+    (4, "NOT_WRITABLE", "item is not writable"),
+    (5, "BADTYPE", "item has a bad/wrong type"),
+    (6, "NOTCREATABLE", "item is not creatable"),
+    (7, "NOTDELETABLE", "item is not deletable"),
+    (8, "BADPATH", "badly formatted or nonexistent path"),
+    (9, "NOSTACK", "cannot pop an empty stack"),
+    (10, "LOCKED", "locked"),
+    (11, "INUSE", "in use"),
+    (12, "NOTSET", "notset"),
+    (13, "NON_UNIQUE", "non unique"),
     (14, "BAD_KEYREF", "bad keyref"),
-    (15, "TOO_FEW_ELEMS", "min-elements violated"),
-    (16, "TOO_MANY_ELEMS", "max-elements violated"),
+    (15, "TOO_FEW_ELEMS", "too few elems"),
+    (16, "TOO_MANY_ELEMS", "too many elems"),
     (17, "BADSTATE", "operation in wrong state"),
     (18, "INTERNAL", "internal error"),
-    (19, "EXTERNAL", "error originating in user code"),
-    (20, "MALLOC", "memory allocation failed"),
-    (21, "PROTOUSAGE", "API used incorrectly"),
-    (22, "NOSESSION", "the call requires an established user context"),
-    (23, "TOOMANYTRANS", "transaction limit reached"),
-    (24, "OS", "an OS call failed"),
-    (25, "HA_CONNECT", "could not connect to the remote HA node"),
-    (26, "HA_CLOSED", "remote HA node closed the connection, or timed out waiting for the sync reply during besecondary"),
-    (27, "HA_BADFXS", "remote HA node has a different set of fxs files, or different versions of them"),
-    (28, "HA_BADTOKEN", "remote HA node has a different token"),
-    (29, "HA_BADNAME", "remote HA node has a different name than expected"),
-    (30, "HA_BIND", "could not bind the HA listen socket"),
-    (31, "HA_NOTICK", "remote HA node stopped sending keepalive ticks"),
-    (32, "VALIDATION_WARNING", "validation produced warnings"),
-    (33, "SUBAGENT_DOWN", "NETCONF subagent is down"),
-    (34, "LIB_NOT_INITIALIZED", "library not initialised"),
-    (35, "TOO_MANY_SESSIONS", "limit on concurrent user logins reached"),
-    (36, "BAD_CONFIG", "configuration error"),
-    (37, "RESOURCE_DENIED", "callback returned resource-denied"),
-    (38, "INCONSISTENT_VALUE", "callback returned inconsistent-value"),
-    (39, "APPLICATION_INTERNAL", "callback returned application-internal"),
-    (40, "UNSET_CHOICE", "mandatory choice has no case"),
-    (41, "MUST_FAILED", "must expression not satisfied"),
-    (42, "MISSING_INSTANCE", "instance-identifier target missing"),
-    (43, "INVALID_INSTANCE", "instance-identifier violates its path filter"),
-    (44, "UNAVAILABLE", "functionality unavailable"),
-    (45, "EOF", "set when a call returns the EOF result"),
-    (46, "NOTMOVABLE", "object cannot be moved"),
-    (47, "HA_WITH_UPGRADE", "HA role change conflicts with an in-service upgrade"),
-    (48, "TIMEOUT", "timed out"),
-    (49, "ABORTED", "aborted"),
-    (50, "XPATH", "XPath compile or evaluation failure"),
-    (51, "NOT_IMPLEMENTED", "operation not implemented by an older daemon"),
-    (52, "HA_BADVSN", "remote HA node has an incompatible protocol version"),
-    (53, "POLICY_FAILED", "policy expression evaluated to false"),
-    (54, "POLICY_COMPILATION_FAILED", "policy XPath failed to compile"),
-    (55, "POLICY_EVALUATION_FAILED", "policy XPath failed to evaluate"),
-    (56, "NCS_ERR_CONNECTION_REFUSED", "NSO could not connect to a device"),
-    (57, "START_FAILED", "start-phase change failed"),
-    (58, "DATA_MISSING", "callback returned data-missing"),
-    (59, "CLI_CMD", "CLI command failed"),
-    (60, "UPGRADE_IN_PROGRESS", "not allowed during an upgrade"),
-    (61, "NOTRANS", "invalid transaction handle"),
-    (62, "NCS_ERR_SERVICE_CONFLICT", "service conflict"),
-    (63, "NCS_ERR_CONNECTION_TIMEOUT", "connection timeout"),
-    (64, "NCS_ERR_CONNECTION_CLOSED", "connection closed"),
-    (65, "NCS_ERR_DEVICE", "device error"),
-    (66, "NCS_ERR_TEMPLATE", "template error"),
-    (67, "NO_MOUNT_ID", "path ambiguous across a mount point"),
-    (68, "STALE_INSTANCE", "instance-identifier stale after an upgrade"),
-    (69, "HA_BADCONFIG", "remote HA node has an incompatible HA application configuration"),
-    (70, "TRANSACTION_CONFLICT", "transaction conflict"),
-    (71, "HA_ABORT", "transaction aborted by an HA transition"),
+    (19, "EXTERNAL", "external error"),
+    (20, "MALLOC", "Failed to allocate"),
+    (21, "PROTOUSAGE", "Bad protocol usage or unexpected retval"),
+    (22, "NOSESSION", "A session must be established prior to this command"),
+    (23, "TOOMANYTRANS", "Too many transactions"),
+    (24, "OS", "system call failed"),
+    (25, "HA_CONNECT", "Failed to connect to remote HA node"),
+    (26, "HA_CLOSED", "Remote HA node closed socket to us"),
+    (27, "HA_BADFXS", "Remote HA node has incompatible config to us"),
+    (28, "HA_BADTOKEN", "Remote HA node has bad credentials"),
+    (29, "HA_BADNAME", "remote HA node has other/wrong name"),
+    (30, "HA_BIND", "failed to bind HA socket"),
+    (31, "HA_NOTICK", "Remote HA node doesn't send us any ticks"),
+    (32, "VALIDATION_WARNING", "Validation warnings"),
+    (33, "SUBAGENT_DOWN", "Subagent down"),
+    (34, "LIB_NOT_INITIALIZED", "Library not initialized"),
+    (35, "TOO_MANY_SESSIONS", "Maximum number of sessions reached"),
+    (36, "BAD_CONFIG", "Error in a configuration"),
+    (37, "RESOURCE_DENIED", "Data provider returned CONFD_ERRCODE_RESOURCE_DENIED"),
+    (38, "INCONSISTENT_VALUE", "Data provider returned CONFD_ERRCODE_INCONSISTENT_VALUE"),
+    (39, "APPLICATION_INTERNAL", "Data provider returned CONFD_ERRCODE_APPLICATION_INTERNAL"),
+    (40, "UNSET_CHOICE", "No case selected for mandatory choice"),
+    (41, "MUST_FAILED", "Unsatisfied must constraint"),
+    (42, "MISSING_INSTANCE", "Required instance does not exist"),
+    (43, "INVALID_INSTANCE", "Instance does not conform to path filters"),
+    (44, "UNAVAILABLE", "Unavailable functionality"),
+    (45, "EOF", "Lost connection to ConfD"),
+    (46, "NOTMOVABLE", "item is not movable"),
+    (47, "HA_WITH_UPGRADE", "HA secondary not allowed during upgrade"),
+    (48, "TIMEOUT", "Operation timed out"),
+    (49, "ABORTED", "Operation was aborted"),
+    (50, "XPATH", "XPath compilation/evaluation failed"),
+    (51, "NOT_IMPLEMENTED", "Operation not implemented"),
+    (52, "HA_BADVSN", "Remote HA node has incompatible version"),
+    (53, "POLICY_FAILED", "Policy expression evaluated to false"),
+    (54, "POLICY_COMPILATION_FAILED", "Policy XPath expression could not be compiled"),
+    (55, "POLICY_EVALUATION_FAILED", "Policy expression failed XPath evaluation"),
+    (56, "NCS_ERR_CONNECTION_REFUSED", UNKNOWN_TEXT),
+    (57, "START_FAILED", "Failed to proceed to next start phase"),
+    (58, "DATA_MISSING", "Data provider returned CONFD_ERRCODE_DATA_MISSING"),
+    (59, "CLI_CMD", "CLI command error"),
+    (60, "UPGRADE_IN_PROGRESS", "Not allowed during upgrade"),
+    (61, "NOTRANS", "Transaction not found"),
+    (62, "NCS_ERR_SERVICE_CONFLICT", UNKNOWN_TEXT),
+    (63, "NCS_ERR_CONNECTION_TIMEOUT", UNKNOWN_TEXT),
+    (64, "NCS_ERR_CONNECTION_CLOSED", UNKNOWN_TEXT),
+    (65, "NCS_ERR_DEVICE", UNKNOWN_TEXT),
+    (66, "NCS_ERR_TEMPLATE", UNKNOWN_TEXT),
+    (67, "NO_MOUNT_ID", "Path is ambiguous due to traversing a mount point"),
+    (68, "STALE_INSTANCE", "Required instance does not exist"),
+    (69, "HA_BADCONFIG", "Remote HA node has bad configuration"),
+    (70, "TRANSACTION_CONFLICT", "Conflict detected"),
+    (71, "HA_ABORT", "Transaction aborted"),
 )
 
 _TEXTS = {code: text for code, _name, text in _CODES}
@@ -102,8 +109,8 @@ CONFD_EOF = -2
 
 
 def strerror(code: int) -> str:
-    """The text for a ``confd_errno`` value (W-28)."""
-    return _TEXTS.get(code, "unknown error")
+    """libconfd's text for a ``confd_errno`` value (``"Unknown error"`` for others)."""
+    return _TEXTS.get(code, UNKNOWN_TEXT)
 
 
 def errname(code: int) -> str:
@@ -137,10 +144,14 @@ class Error(Exception):
 
 
 class EOF(Exception):
-    """The peer closed the connection (the C library's ``CONFD_EOF`` result, W-29)."""
+    """The peer closed the connection (the C library's ``CONFD_EOF`` result, W-29).
+
+    As in the original module, an EOF carries no error code: ``confd_errno`` and ``errno``
+    are None. ``confd_lasterr`` says where the connection ended (diagnostics only).
+    """
 
     def __init__(self, lasterr: str = "", product: str = "ConfD"):
-        self.confd_errno = ERR_EOF  # noqa: F821 -- defined from _CODES above
+        self.confd_errno = None
         self.confd_strerror = "%s closed connection" % product
         self.confd_lasterr = lasterr
         self.errno = None
@@ -183,12 +194,17 @@ _CORE_TEXTS = {
 }
 
 
-def raise_error(confd_errno: int, lasterr: str = "", os_errno: int | None = None):
+def raise_error(confd_errno: int, lasterr: str = "", os_errno: int | None = None, *,
+                daemon: bool = False):
     """Raise the exception for ``confd_errno`` (never returns).
 
     ``confd_errno`` may also be ``CONFD_EOF`` (-2) to raise :class:`EOF`; an ``ERR_OS``
-    with ``ETIMEDOUT`` raises :class:`Timeout`.
+    with ``ETIMEDOUT`` raises :class:`Timeout`. With ``daemon`` the code is one the daemon
+    sent in an ``{error, Code}`` reply: it is raised as an :class:`Error` whatever its value
+    (as libconfd does, also for 0 and negative codes).
     """
+    if daemon:
+        raise Error(confd_errno, lasterr)
     if confd_errno == CONFD_EOF:
         raise EOF(lasterr)
     if confd_errno == ERR_OS and os_errno == _errno.ETIMEDOUT:  # noqa: F821

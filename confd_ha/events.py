@@ -110,19 +110,23 @@ _AF = {
 def notifications_connect(sock, mask, ip=None, port=None, path=None, **options) -> None:
     """Connect ``sock`` to the daemon as an event-notification socket subscribed to ``mask``.
 
-    TCP sockets go to ``ip``:``port`` (defaults ``confd_ha.ADDR``:``confd_ha.PORT``), AF_UNIX
-    sockets to ``path``; an already connected socket is used as it is. ``mask`` is an OR of
+    TCP sockets go to ``ip``:``port`` (IP literals; left out, the defaults
+    ``confd_ha.ADDR``:``confd_ha.PORT``), AF_UNIX sockets to ``path``. ``mask`` is an OR of
     ``NOTIF_*`` bits; for HA events use ``NOTIF_HA_INFO``, plus ``NOTIF_HA_INFO_SYNC`` to make
-    the daemon wait for :func:`sync_ha_notification` after each event. Keyword ``options``
-    as for :func:`confd_ha.connect` (``proto_vsn``, ``lib_vsn``, ``access_version``).
+    the daemon wait for :func:`sync_ha_notification` after each event. The bits that need
+    extra subscription data (``NOTIF_HEARTBEAT``, ``NOTIF_HEALTH_CHECK``,
+    ``NOTIF_STREAM_EVENT``) are refused with ``ERR_PROTOUSAGE``, as by the original. Keyword
+    ``options`` as for :func:`confd_ha.connect` (``proto_vsn``, ``lib_vsn``,
+    ``access_version``).
     """
     import confd_ha
 
-    _args.check_sock(sock)
+    _handshake.check_options(options)
     mask = _args.event_mask(mask)
-    _handshake.check_options(options, "notifications_connect")
-    address = _handshake.target_address(sock, ip, port, path, confd_ha.ADDR, confd_ha.PORT,
-                                        path_name="path")
+    ip, port, path = _args.address_args(ip, port, path)
+    _args.check_sock(sock)
+    address = _handshake.target_address(sock, ip, port, path, confd_ha.ADDR, confd_ha.PORT)
+    _args.check_mask_data(mask)
     _handshake.open_connection(sock, _protocol.CT_EVENT, address, **options)
     _protocol.decode_subscription_reply(
         _io.call(sock, _protocol.encode_subscription(mask), _handshake.SETTINGS.max_reply))
@@ -146,7 +150,7 @@ def read_notification(sock) -> dict:
 def sync_ha_notification(sock) -> None:
     """Acknowledge the last HA event on a ``NOTIF_HA_INFO_SYNC`` subscription, letting the
     daemon resume HA processing."""
-    _io.send(_args.check_sock(sock), _protocol.HA_SYNCED_FRAME)
+    _io.send_ack(_args.check_sock(sock), _protocol.HA_SYNCED_FRAME)
 
 
 # ---------------------------------------------------------------- shaping

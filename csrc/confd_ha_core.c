@@ -644,6 +644,16 @@ static int encode_terms(writer *w, const chd_term *terms, size_t nterms,
                                       pool + t->off, t->n);
             }
             break;
+        case CHD_K_SMALL_ATOM_UTF8: {
+            unsigned char b[2] = {TAG_SMALL_ATOM_UTF8, (unsigned char)t->n};
+            if (t->off > poollen || t->n > poollen - t->off)
+                return CHD_E_ARG;
+            if (t->n > 0xff)
+                return CHD_E_BADVALUE;
+            if ((st = put(w, b, 2)) == CHD_OK)
+                st = put(w, pool + t->off, t->n);
+            break;
+        }
         case CHD_K_TUPLE:
         case CHD_K_LIST:
             if (depth >= CHD_MAX_DEPTH)

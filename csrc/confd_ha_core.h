@@ -38,6 +38,8 @@ enum chd_status {
 #define CHD_K_LIST 7        /* n elements follow (proper list; n == 0 is NIL) */
 #define CHD_K_STRING 8      /* decoded tag 107: list of n small integers stored at off */
 #define CHD_K_FLOAT_TEXT 9  /* decoded tag 99: 31 bytes of NUL-padded text at off */
+#define CHD_K_SMALL_ATOM_UTF8 10  /* encoded only: UTF-8 text at off, n <= 255 bytes, as
+                                     tag 119 (how libconfd encodes the atoms it sends) */
 
 /*
  * One node of a term in pre-order: a tuple or list node is followed by its n elements.

@@ -69,12 +69,14 @@ def golden_frame(name: str) -> bytes:
     return frame(GOLDEN[name])
 
 
-# wire-protocol.md §12, as printed there (hex copied from the spec, not computed here).
+# wire-protocol.md §12, as printed there (hex copied from the spec, not computed here),
+# except the client hello's last two bytes: 14 09 (MAXDEPTH 20, MAXKEYLEN 9), as libconfd
+# 8.2.5 sends them (observed by tests/differential; the spec's W-04 said 00 00).
 SPEC = {
     # §12.1 handshake
-    "hello": hx("11 00 52 08 02 05 00 00 00"),
-    "hello_v2": hx("D1 00 52 08 02 05 00 00 00"),
-    "hello_v1": hx("91 00 52 08 02 05 00 00 00"),
+    "hello": hx("11 00 52 08 02 05 00 14 09"),
+    "hello_v2": hx("D1 00 52 08 02 05 00 14 09"),
+    "hello_v1": hx("91 00 52 08 02 05 00 14 09"),
     "reply_accepted": hx("00 00 52 08 02 05 00 3C 12"),
     "reply_rejected": hx("01 00 52 08 02 05 00 3C 12"),
     "challenge_v2": hx("0B 00 01 02 03 04 05 06 07 08 09 0A 0B 0C 0D 0E 0F"
@@ -133,8 +135,9 @@ def hello_reply(status: int = 0, proto: int = 82, vsn: int = 0x08020500,
 
 
 def hello_bytes(byte0: int = 0x11, proto: int = 82, vsn: int = 0x08020500) -> bytes:
-    """The 9-byte client hello the client is expected to send (bytes 7-8 zero, W-04)."""
-    return struct.pack(">BHIBB", byte0, proto, vsn, 0, 0)
+    """The 9-byte client hello the client is expected to send (bytes 7-8: 20 and 9, as
+    libconfd 8.2.5)."""
+    return struct.pack(">BHIBB", byte0, proto, vsn, 20, 9)
 
 
 # ---------------------------------------------------------------- steps

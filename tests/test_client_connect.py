@@ -41,7 +41,7 @@ def test_hello_token_and_status_on_each_transport(daemons, family):
     assert ha.status(s) == (2, [{"nodeid": "n1", "address": "10.0.0.1"}])
     s.close()
     (rec,) = d.finish()
-    assert rec["hello"] == SPEC["hello"] == bytes.fromhex("110052080205000000")
+    assert rec["hello"] == SPEC["hello"] == bytes.fromhex("110052080205001409")
     assert rec["token"] == struct.pack(">I", len(TOKEN_BYTES)) + TOKEN_BYTES
     assert rec["order"] == SPEC["getstatus"]
     assert rec.extra == b""
@@ -100,13 +100,14 @@ def test_token_wrong_type(daemons):
     d = daemons([])
     s = d.client_socket()
     e = raises(TypeError, ha.connect, s, 1234, **d.where)
-    assert "token" in str(e)
+    assert str(e) == "argument 2 must be str, not int"      # Cisco's words
+    assert d.conns == []                                    # refused before connecting
 
 
 def test_connect_rejects_non_socket():
-    with pytest.raises(TypeError, match="sock argument must be a socket"):
+    with pytest.raises(AttributeError, match="'str' object has no attribute 'fileno'"):
         ha.connect("not a socket", TOKEN, "127.0.0.1", 1)
-    with pytest.raises(TypeError):
+    with pytest.raises(AttributeError):
         ha.connect(3, TOKEN, "127.0.0.1", 1)
 
 
@@ -123,39 +124,41 @@ def test_connect_refused_is_os_error():
         c.close()
     assert e.confd_errno == error.ERR_OS == 24
     assert e.errno == errno.ECONNREFUSED
+    assert str(e) == "system call failed (24): Failed to connect to ConfD: Connection refused"
 
 
 def test_unix_socket_requires_pstr(daemons):
     d = daemons([], family="unix")
     s = d.client_socket()
-    with pytest.raises(ValueError, match="pstr"):
+    with pytest.raises(TypeError, match="^path argument must be provided for an AF_UNIX socket$"):
         ha.connect(s, TOKEN)
 
 
-def test_already_connected_socket_is_used_as_is(daemons):
+def test_already_connected_socket_is_refused_and_stays_usable(daemons):
+    # As Cisco's module: connect() on a connected socket is ERR_OS/EISCONN at once, and the
+    # socket keeps its connection.
     d = daemons([ha_connected(), expect_frame("order"), send(SPEC["reply_ok"])])
     s = d.client_socket()
-    s.connect(d.address)
-    fd = s.fileno()
-    # ip/port point nowhere: an already connected socket must not be reconnected.
-    ha.connect(s, TOKEN, "127.0.0.1", 1)
+    ha.connect(s, TOKEN, **d.where)
+    e = raises(error.Error, ha.connect, s, TOKEN, **d.where)
+    assert (e.confd_errno, e.errno) == (error.ERR_OS, errno.EISCONN)
+    assert str(e) == ("system call failed (24): Failed to connect to ConfD: "
+                      "Transport endpoint is already connected")
     ha.benone(s)
-    assert s.fileno() == fd
     s.close()
     (rec,) = d.finish()
-    assert rec["hello"] == SPEC["hello"]
     assert rec["order"] == SPEC["benone"]
     assert len(d.conns) == 1
 
 
 @pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no AF_UNIX")
-def test_already_connected_unix_socket(daemons):
-    d = daemons(ha_connected(), family="unix")
+def test_already_connected_unix_socket_is_refused(daemons):
+    d = daemons([], family="unix")
     s = d.client_socket()
     s.connect(d.path)
-    ha.connect(s, TOKEN)
+    e = raises(error.Error, ha.connect, s, TOKEN, pstr=d.path)
+    assert e.errno == errno.EISCONN
     s.close()
-    assert d.finish()[0]["hello"] == SPEC["hello"]
 
 
 # ---------------------------------------------------------------- ADDR / PORT defaults
@@ -521,13 +524,13 @@ def test_configure_changes_hello_and_constants(daemons):
     assert (ha.LIB_PROTO_VSN, ha.LIB_VSN) == (77, 0x07070100)
     d = daemons(ha_connected(hello_reply(0, 77, 0x07070100)))
     connect(d).close()
-    assert d.finish()[0]["hello"] == bytes.fromhex("11004D070701000000")
+    assert d.finish()[0]["hello"] == bytes.fromhex("11004D070701001409")
 
 
 def test_connect_options_change_only_this_hello(daemons):
     d = daemons(ha_connected())
     connect(d, proto_vsn=66, lib_vsn=0x06060000).close()
-    assert d.finish()[0]["hello"] == bytes.fromhex("110042060600000000")
+    assert d.finish()[0]["hello"] == bytes.fromhex("110042060600001409")
     assert (ha.LIB_PROTO_VSN, ha.LIB_VSN) == (82, 0x08020500)
 
 

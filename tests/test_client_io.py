@@ -54,8 +54,8 @@ def test_timeout_waiting_for_reply(daemons):
     assert 0.15 < elapsed < 1.5
     assert isinstance(e, error.Error) and isinstance(e, TimeoutError)
     assert e.confd_errno == error.ERR_OS == 24
-    assert e.confd_strerror == "an OS call failed"
-    assert str(e).startswith("an OS call failed (24): ")
+    assert e.confd_strerror == "system call failed"
+    assert str(e).startswith("system call failed (24): ")
     assert e.errno == errno.ETIMEDOUT
 
 

@@ -174,6 +174,17 @@ def test_reply_error_17(daemons):
     finish(d, s)
 
 
+@pytest.mark.parametrize("code", [0, -1, -2, 72, 1000])
+def test_reply_error_any_code_is_an_error(daemons, code):
+    # As libconfd (observed with Cisco's module): whatever the code, {error, Code} is an
+    # Error with that code -- also -2, which is not EOF here -- and "Unknown error" text.
+    d, s = session(daemons, order_reply(reply=term_frame((A("error"), code))))
+    e = raises(error.Error, ha.beprimary, s, "n1")
+    assert type(e) is error.Error
+    assert (e.confd_errno, str(e)) == (code, "Unknown error (%d): " % code)
+    finish(d, s)
+
+
 @pytest.mark.parametrize("fn,args", [(ha.benone, ()), (ha.berelay, ()),
                                      (ha.secondary_dead, ("n2",))])
 def test_reply_error_on_other_orders(daemons, fn, args):
@@ -204,7 +215,7 @@ def test_reply_error_with_reason(daemons, kind):
     e = raises(error.Error, ha.beprimary, s, "n1")
     assert e.confd_errno == error.ERR_HA_BADTOKEN == 28
     assert e.confd_lasterr == text
-    assert str(e) == "remote HA node has a different token (28): " + text
+    assert str(e) == "Remote HA node has bad credentials (28): " + text
     finish(d, s)
 
 
@@ -257,8 +268,8 @@ def test_error_details_are_per_instance(daemons):
     for t in threads:
         t.join(3)
     assert got["a"] == (17, "operation in wrong state", "", "operation in wrong state (17): ")
-    assert got["b"] == (28, "remote HA node has a different token", "bad token",
-                        "remote HA node has a different token (28): bad token")
+    assert got["b"] == (28, "Remote HA node has bad credentials", "bad token",
+                        "Remote HA node has bad credentials (28): bad token")
     finish(d1, s1)
     finish(d2, s2)
 
@@ -353,12 +364,10 @@ def test_node_id_wrong_type(daemons, bad):
         ha.beprimary(s, bad)
     with pytest.raises(TypeError, match=msg):
         ha.besecondary(s, bad, "n1", "10.0.0.1", 1)
-    # None for the primary's id means "not given" (the keyword default): still a TypeError.
-    pid = "primary_id argument must be" if bad is not None else "missing required argument"
-    with pytest.raises(TypeError, match=pid):
+    # None is a value like any other (as in Cisco's module), not "argument not given".
+    with pytest.raises(TypeError, match="primary_id argument must be"):
         ha.besecondary(s, "n2", bad, "10.0.0.1", 1)
-    mid = "masterid argument must be" if bad is not None else "missing required argument"
-    with pytest.raises(TypeError, match=mid):
+    with pytest.raises(TypeError, match="masterid argument must be"):
         ha.besecondary(s, "n2", masterid=bad, masterip="10.0.0.1", waitreply=1)
     with pytest.raises(TypeError, match="nodeid argument must be a _confd.Value or a string"):
         ha.secondary_dead(s, bad)
@@ -424,12 +433,27 @@ def test_besecondary_missing_and_duplicate_arguments(daemons):
 NOT_SOCKETS = [None, 3, "sock", object()]
 
 
+class _HasFileno:
+    def fileno(self):
+        return 0
+
+
 @pytest.mark.parametrize("bad", NOT_SOCKETS, ids=repr)
 def test_non_socket_sock(bad):
+    # As Cisco's module: an object without fileno() is an AttributeError naming it.
     for fn, args in ((ha.beprimary, ("n1",)), (ha.bemaster, ("n1",)),
                      (ha.besecondary, ("n2", "n1", "10.0.0.1", 1)),
                      (ha.besecondary, ("n2", "n1", "10.0.0.1", 0)),
                      (ha.benone, ()), (ha.berelay, ()), (ha.secondary_dead, ("n2",)),
                      (ha.status, ()), (ha.connect, (TOKEN, "127.0.0.1", 1))):
-        with pytest.raises(TypeError):
+        with pytest.raises(AttributeError) as info:
             fn(bad, *args)
+        assert str(info.value) == "'%s' object has no attribute 'fileno'" % type(bad).__name__
+
+
+def test_object_with_fileno_is_not_a_socket():
+    # confd_ha does its I/O through the socket object: anything else is a TypeError.
+    for fn, args in ((ha.beprimary, ("n1",)), (ha.status, ()),
+                     (ha.connect, (TOKEN, "127.0.0.1", 1))):
+        with pytest.raises(TypeError, match="sock argument must be a socket"):
+            fn(_HasFileno(), *args)

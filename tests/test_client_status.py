@@ -166,10 +166,15 @@ BAD_STATUS = {
     "addr_list_big_ints": term_frame((3, [(b"n1", [1000])])),
     "addr_atom": term_frame((3, [(b"n1", A("localhost"))])),
     "state_float": term_frame((1.0, [])),
-    "nodeid_atom": term_frame((3, [(A("foo"), (10, 0, 0, 1))])),
     "nodeid_3tuple": term_frame((3, [((1, 2, 3), (10, 0, 0, 1))])),
     "nodeid_pid_like": term_frame((3, [((A("x"), 1), (10, 0, 0, 1))])),
 }
+
+
+def test_status_atom_node_id_is_its_name(daemons):
+    # As libconfd reads it (observed with Cisco's module): an atom node id is its name.
+    assert status_of(daemons, term_frame((3, [(A("foo"), (10, 0, 0, 1))]))) == \
+        (3, [{"nodeid": "foo", "address": "10.0.0.1"}])
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_STATUS))

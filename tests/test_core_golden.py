@@ -377,9 +377,24 @@ def test_every_event_vector_has_a_call():
     assert names == set(EVENT_CALLS)
 
 
+# The frames the client sends carry atoms as libconfd 8.2.5 encodes them, SMALL_ATOM_UTF8
+# (observed by tests/differential), where term_to_binary (minor_version 1) writes ATOM: the
+# same terms, other bytes.
+LIBCONFD_FRAMES = {
+    "subscribe_ha_info": "000000168368056140610061007709756e646566696e65646100",
+    "subscribe_ha_info_sync": "000000198368056200100040610061007709756e646566696e65646100",
+    "event_ack_ha_synced": "0000000c83770968615f73796e636564",
+}
+
+
 @pytest.mark.parametrize("name", sorted(EVENT_CALLS))
 def test_event_encoders_match_golden(name):
-    assert EVENT_CALLS[name]().hex() == framed(GOLDEN[name]).hex()
+    ours = EVENT_CALLS[name]()
+    if name in LIBCONFD_FRAMES:
+        assert ours.hex() == LIBCONFD_FRAMES[name]
+        assert same_term(P.decode(ours[4:]), P.decode(GOLDEN[name]))
+    else:
+        assert ours.hex() == framed(GOLDEN[name]).hex()
 
 
 @pytest.mark.parametrize("name, mask", [
