@@ -312,6 +312,12 @@ def _add_emulate_options(sp) -> None:
     sp.add_argument("--tick-timeout", type=float, default=None, help="tick timeout in seconds (default 20; 0 disables)")
     sp.add_argument("--data-dir", default=None, help="keep the datastore journal here")
     sp.add_argument("--ipc-access-file", default=None, help="enable the IPC access check with this secret file")
+    sp.add_argument("--no-bind-source", action="store_true",
+                    help="do not bind outgoing HA connections to the HA address (as ConfD)")
+    sp.add_argument("--confd-quirks", action="store_true",
+                    help="also reproduce ConfD's robustness defects on the IPC port (hellos one "
+                         "at a time, orders held during a token wait, a bad subscription "
+                         "dropping every subscriber; docs/conformance-ipc.md)")
     sp.add_argument("--start-phase", type=int, choices=(0, 2), default=2)
     sp.add_argument("--name", default=None, help="label for logs")
     sp.add_argument("--accept-proto-vsn", default=None, metavar="LO:HI",

@@ -141,6 +141,15 @@ def test_defaults_follow_b01_and_the_flavour():
     assert (c.proto_vsn, c.vsn, c.ha_vsn, c.ipc_access_file) == (75, 0x07030000, 9, __file__)
 
 
+def test_confd_quirks_off_by_default_and_ipc_deadlines_as_confd():
+    c = _config()
+    assert c.confd_quirks is False
+    assert (c.init_timeout, c.token_timeout, c.subscribe_timeout) == (30.0, 2.0, 5.0)
+    assert (c.maxdepth, c.maxkeylen, c.proto_window) == (12, 4, (81, 82))
+    assert _config("--confd-quirks").confd_quirks is True
+    assert _config("--proto-vsn", "86").proto_window == (85, 86)
+
+
 @pytest.mark.parametrize("argv", [
     ["--accept-proto-vsn", "nonsense"],
     ["--ipc-address", "not-an-ip"],

@@ -25,8 +25,9 @@ Async API (everything runs on one asyncio loop; call it from that loop's thread)
 ``data_dir`` (None: in memory), ``ipc_access_file`` (None: no IPC access check),
 ``start_phase`` (0 or 2), ``accepted_proto_vsns`` ((lo, hi) or None), ``proto_vsn``, ``vsn``,
 ``maxdepth``, ``maxkeylen`` (the 9-byte hello reply), ``ha_vsn``, ``fxs_fp``,
-``ha_config_fp`` (join compatibility checks), ``init_timeout`` (5 s, W-02), ``max_frame``
-(16 MiB, W-15), ``event_write_block`` (15 s, B-28).
+``ha_config_fp`` (join compatibility checks), ``init_timeout`` (30 s), ``token_timeout``
+(2 s), ``subscribe_timeout`` (5 s) (the IPC deadlines, docs/conformance-ipc.md),
+``confd_quirks`` (False), ``max_frame`` (16 MiB), ``event_write_block`` (15 s, B-28).
 
 ``Node(config)`` (or ``Node(**config_fields)``), control interface (B-33):
 
@@ -49,7 +50,7 @@ Async API (everything runs on one asyncio loop; call it from that loop's thread)
   only after the thaw (the frozen node does not time out its own secondaries).
 * datastore -- ``await commit(changes) -> txid`` (``[("set", path, value) | ("delete", path)]``;
   refused on SECONDARY/relay with ``confd_ha.error.Error`` BADSTATE 17, B-29; on a PRIMARY it
-  returns once every arrived secondary acknowledged it or was declared dead, B-30),
+  returns once every admitted secondary acknowledged it or was declared dead),
   ``get(path)``, ``items(prefix="/")``, ``txid``.
 * inspection -- ``state`` (1..4), ``state_name``, ``node_id`` (node-id term of the last
   successful beprimary/besecondary), ``status()`` (the status reply's ``(state, [(nodeid, addr)])``

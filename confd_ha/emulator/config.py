@@ -1,4 +1,5 @@
-"""Configuration of one emulated node (spec B-01, B-31, W-02, W-06, W-15, B-28).
+"""Configuration of one emulated node (spec B-01, B-31, B-28; the IPC deadlines, version window
+and ``confd_quirks`` as observed on ConfD 8.2.5, docs/conformance-ipc.md).
 
 A :class:`NodeConfig` is plain data; :class:`confd_ha.emulator.node.Node` reads it at start.
 Fields left at ``None`` take the flavour's defaults when the object is created.
@@ -30,7 +31,19 @@ class NodeConfig:
     timeout derived from them (B-20, B-16); ``data_dir`` None keeps the datastore in memory
     (it then survives ``restart()`` but not the process); ``ipc_access_file`` names the IPC
     access-check secret (None: check disabled); ``accepted_proto_vsns`` is an inclusive
-    ``(lo, hi)`` range of client protocol versions (None: all, W-06).
+    ``(lo, hi)`` range of client protocol versions (None: ``proto_vsn`` and the one before,
+    as ConfD); ``bind_source`` False leaves the source address of outgoing joins to the
+    kernel, as ConfD does.
+
+    IPC deadlines (seconds, as ConfD 8.2.5): ``init_timeout`` for the whole hello including
+    the access check, from the accept; ``token_timeout`` for an HA control socket's token
+    frame and ``subscribe_timeout`` for an event socket's subscription, from the hello reply.
+    ``confd_quirks`` also reproduces ConfD's robustness defects on the IPC port: hellos read
+    one connection at a time, HA orders held while a new control socket's token is awaited,
+    every event subscriber dropped when one sends a malformed subscription.
+
+    ``join_timeout`` is how long a join may take at the least (ConfD 8.2.5: 10 s; the deadline
+    is this or 3 tick timeouts, the longer, docs/conformance.md "Liveness and timings").
     """
 
     name: str = "node"
@@ -52,9 +65,14 @@ class NodeConfig:
     ha_vsn: int = _protocol.DEFAULT_LIB_VSN
     fxs_fp: bytes = b""
     ha_config_fp: bytes = b""
-    init_timeout: float = 5.0
+    init_timeout: float = 30.0
+    token_timeout: float = 2.0
+    subscribe_timeout: float = 5.0
+    confd_quirks: bool = False
     max_frame: int = _protocol.MAX_FRAME
     event_write_block: float = 15.0
+    bind_source: bool = True
+    join_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.flavour not in FLAVOURS:
@@ -98,17 +116,26 @@ class NodeConfig:
             if not isinstance(value, (bytes, bytearray)):
                 raise ValueError("%s must be bytes" % field)
             setattr(self, field, bytes(value))
-        if not self.init_timeout > 0:
-            raise ValueError("init_timeout must be > 0")
+        for field in ("init_timeout", "token_timeout", "subscribe_timeout", "join_timeout"):
+            if not getattr(self, field) > 0:
+                raise ValueError("%s must be > 0" % field)
+        self.confd_quirks = bool(self.confd_quirks)
         if not _is_int(self.max_frame) or not 64 <= self.max_frame <= 0xFFFFFFFF:
             raise ValueError("max_frame must be an integer of at least 64")
         if not self.event_write_block > 0:
             raise ValueError("event_write_block must be > 0")
 
     @property
-    def death_timeout(self) -> float:
-        """3 × tick timeout: silence after which a peer is dead, and the join deadline (0: never)."""
-        return 3 * self.tick_timeout
+    def proto_window(self) -> Tuple[int, int]:
+        """The inclusive range of client protocol versions the node accepts."""
+        if self.accepted_proto_vsns is not None:
+            return self.accepted_proto_vsns
+        return (max(self.proto_vsn - 1, 0), self.proto_vsn)
+
+    @property
+    def join_deadline(self) -> float:
+        """Seconds a join may take: ``join_timeout`` or 3 tick timeouts, the longer."""
+        return max(self.join_timeout, 3 * self.tick_timeout)
 
 
 def _is_int(value) -> bool:

@@ -1,28 +1,37 @@
-"""The emulated daemon's IPC port: handshake, access check, HA control and event sockets.
+"""The emulated daemon's IPC port: hellos, the access check, HA control and event sockets.
 
-Spec: wire-protocol §2.4 (W-02), §3 (W-04, W-06, W-09), §4 (W-12, W-13, W-14), §5 (W-15),
-§6 (W-16, W-17, W-21) and §10 (W-30, W-32); ha-behaviour §3 (B-02).
+It behaves as ConfD 8.2.5 was observed to behave (docs/conformance-ipc.md); what the bytes
+mean is decided in :mod:`.ipcmsg` (sans-I/O), this module does the I/O and the deadlines:
+``init_timeout`` for the hello and the access check, ``token_timeout`` for an HA control
+socket's token frame, ``subscribe_timeout`` for an event socket's subscription.
 
 Every accepted connection runs in its own task and is served only through
-``confd_ha._protocol``. Nothing a client sends can raise out of a connection handler: bad input
-closes that one connection (or, for a well-formed but invalid order, is answered with
-``{error, 21}``), so junk, slow or idle clients never stop the node from serving the others.
-HA work itself is done by the node (:mod:`confd_ha.emulator.node`) through the small
-interface documented on :class:`IpcServer`.
+``confd_ha._protocol``. Nothing a client sends can raise out of a connection handler, and
+nothing it announces is allocated beyond ``max_frame``: longer frames are read and dropped.
+A connection closed while bytes it sent are still unread is reset, as the kernel does for
+ConfD. Without ``confd_quirks`` one client never holds up another; with it the node also
+reproduces ConfD's robustness defects (hellos one at a time, HA orders held while a new
+control socket's token is awaited, a malformed subscription dropping every subscriber). HA
+work itself is done by the node (:mod:`confd_ha.emulator.node`) through the small interface
+documented on :class:`IpcServer`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import secrets
+import socket
 import stat
+import struct
 from typing import Optional
 
 from .. import _protocol, error
 from .._terms import Atom
+from . import ipcmsg
 from .config import NodeConfig
 from .eventhub import Subscriber
 
@@ -31,6 +40,7 @@ log = logging.getLogger("confd_ha.emulator")
 _BACKLOG = 1024
 _MAX_QUEUED_ORDERS = 64   # asynchronous orders of one connection not yet executed
 MAX_CONNECTIONS = 2048    # open IPC connections; more are closed at once
+_CHUNK = 65536
 
 
 class Closed(Exception):
@@ -69,10 +79,19 @@ class IpcConn:
         await asyncio.sleep(0)
 
     def close(self) -> None:
+        """Close; with bytes from the client still unread, reset the connection, as the
+        kernel does when ConfD closes a socket it has not read to the end."""
         if self.closed:
             return
         self.closed = True
+        transport = self.writer.transport
         try:
+            if _unread(self.reader) and not transport.get_write_buffer_size():
+                sock = transport.get_extra_info("socket")
+                if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    transport.abort()
+                    return
             self.writer.close()
         except (RuntimeError, OSError):
             pass
@@ -85,14 +104,22 @@ class IpcConn:
             pass
 
 
+def _unread(reader: asyncio.StreamReader) -> bool:
+    # StreamReader keeps what the transport has read but nobody consumed in ``_buffer``.
+    return bool(getattr(reader, "_buffer", b""))
+
+
 class IpcServer:
     """The IPC listener(s) of one node.
 
     ``handler`` is the node; it must provide ``label`` (str for logs), ``hub``
-    (:class:`~confd_ha.emulator.eventhub.EventHub`), ``attach_control(conn, token)``,
-    ``status_frame() -> bytes``, ``submit_order(order) -> Future`` whose result is the
-    reply frame or ``None`` for no reply (W-17), and ``submit_invalid(why) -> Future`` for an
+    (:class:`~confd_ha.emulator.eventhub.EventHub`), ``attach_control(conn, token)`` and
+    ``submit_order(order) -> Future`` whose result is the reply frame or ``None`` for no reply
+    (W-17) -- status orders go through it too -- and ``submit_invalid(why) -> Future`` for an
     invalid besecondary with WaitReply 0 (reported as BESECONDARY_RESULT 21, never answered).
+    With confd_quirks, if it has
+    ``control_crashed(conn, why)`` (a coroutine), that emulates ConfD's HA subsystem failing on
+    a malformed besecondary; otherwise this module does it with a benone.
 
     At most :data:`MAX_CONNECTIONS` connections are served at once; above that a new
     connection is closed at once (logged once per burst).
@@ -107,6 +134,8 @@ class IpcServer:
         self._tasks: set = set()
         self._secret = None
         self._refused = 0          # connections refused in the current burst (above the cap)
+        self._hello_gate: Optional[asyncio.Lock] = None   # confd_quirks: one hello at a time
+        self._ha_gate: Optional[asyncio.Lock] = None      # confd_quirks: token waits hold HA
 
     async def start(self, port: Optional[int] = None) -> None:
         """Listen on the configured address and port (``port`` overrides the latter)."""
@@ -116,6 +145,8 @@ class IpcServer:
                 self._secret = f.read()  # W-14: raw bytes, nothing stripped
         else:
             self._secret = None
+        if cfg.confd_quirks:
+            self._hello_gate, self._ha_gate = asyncio.Lock(), asyncio.Lock()
         server = await asyncio.start_server(self._accept, cfg.ipc_address,
                                             cfg.ipc_port if port is None else port,
                                             backlog=_BACKLOG, reuse_address=True)
@@ -199,80 +230,123 @@ class IpcServer:
             pass
 
     async def _serve(self, conn: IpcConn) -> None:
-        cfg = self.config
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + cfg.init_timeout
-        hello = _protocol.parse_hello(await _read(conn.reader, _protocol.HELLO_LEN, deadline))
-        ctype = hello.byte0 & _protocol.CT_MASK
-        if ctype not in (_protocol.CT_HA, _protocol.CT_EVENT):
-            raise Closed("client type %d not served (W-09)" % ctype)
-        variant = _protocol.access_variant(hello.byte0)
-        if self._secret is None:
-            if variant is not None:
-                raise Closed("access-check flags in hello but the check is disabled (W-12)")
+        async with _gate(self._hello_gate):
+            verdict = await self._hello(conn)
+        if verdict is None:
+            await _hold(conn.reader)  # taken, never answered (as ConfD)
+            return
+        if verdict == _protocol.CT_HA:
+            await self._serve_control(conn)
+        elif verdict == _protocol.CT_EVENT:
+            await self._serve_events(conn)
         else:
-            if variant not in (_protocol.ACCESS_V1, _protocol.ACCESS_V2):
-                raise Closed("access check enabled but the hello asks for no valid variant (W-12)")
-            await self._access_check(conn, variant, deadline)
-        window = cfg.accepted_proto_vsns
-        accepted = window is None or window[0] <= hello.proto_vsn <= window[1]
-        status = _protocol.HELLO_ACCEPTED if accepted else _protocol.HELLO_BADVSN
+            # CAPI, CDB, MAAPI, STREAM: the handshake only; what they send is dropped.
+            await _hold(conn.reader)
+
+    async def _hello(self, conn: IpcConn) -> Optional[int]:
+        """Read and answer the hello (and run the access check); the client type of a served
+        connection, None for a silent one. The deadline starts here: with confd_quirks that
+        is when the connection's turn comes."""
+        deadline = asyncio.get_running_loop().time() + self.config.init_timeout
+        first = await _read(conn.reader, 1, deadline, "hello")
+        verdict = ipcmsg.first_byte(first[0], self._secret is not None)
+        if verdict.action == ipcmsg.DROP:
+            raise Closed(verdict.why)
+        if verdict.action == ipcmsg.CLI:
+            conn.send(ipcmsg.CLI_UNAVAILABLE)
+            raise Closed("CLI socket not served")
+        if verdict.action == ipcmsg.SILENT:
+            return None
+        hello = _protocol.parse_hello(first + await _read(conn.reader, 8, deadline, "hello"))
+        if verdict.variant is not None:
+            await self._access_check(conn, verdict.variant, deadline)
+        cfg = self.config
+        status = ipcmsg.hello_status(hello, cfg.proto_window, cfg.maxdepth, cfg.maxkeylen)
         conn.send(_protocol.build_hello(_protocol.Hello(status, cfg.proto_vsn, cfg.vsn,
                                                         cfg.maxdepth, cfg.maxkeylen)))
-        if not accepted:
-            raise Closed("client protocol version %d outside %d..%d (W-06)"
-                         % (hello.proto_vsn, window[0], window[1]))
-        if ctype == _protocol.CT_HA:
-            await self._serve_control(conn, deadline)
-        else:
-            await self._serve_events(conn)
+        if status != _protocol.HELLO_ACCEPTED:
+            raise Closed("hello refused with status %d (protocol %d, %d/%d)" % (
+                status, hello.proto_vsn, hello.maxdepth, hello.maxkeylen))
+        return verdict.ctype
 
     async def _access_check(self, conn: IpcConn, variant: int, deadline: float) -> None:
         size = _protocol.challenge_size(variant)
         nonce = secrets.token_bytes(size - 1)
         conn.send(_protocol.build_challenge(nonce))
-        response = await _read(conn.reader, size, deadline)
-        if not _protocol.verify_response(variant, self._secret, nonce, response):
+        answer = await _read(conn.reader, size, deadline, "access check")
+        if answer[0] != ipcmsg.ACCESS_ANSWER:
+            raise Closed("IPC access check: not an answer")
+        if not _protocol.verify_response(variant, self._secret, nonce, answer):
             conn.send(_protocol.ACCESS_REJECTED)
-            raise Closed("IPC access check failed (W-13)")
+            raise Closed("IPC access check failed")
         conn.send(_protocol.ACCESS_OK)
 
-    async def _serve_control(self, conn: IpcConn, deadline: float) -> None:
-        size = _frame_size(await _read(conn.reader, 4, deadline), self.config.max_frame)
-        token = await _read(conn.reader, size, deadline) if size else b""
-        if token.endswith(b"\x00"):
-            token = token[:-1]  # W-16: tolerate a libconfd that sends the C string's NUL
-        self.handler.attach_control(conn, token)
+    # ------------------------------------------------------------ HA control socket
+
+    async def _serve_control(self, conn: IpcConn) -> None:
+        async with _gate(self._ha_gate):
+            token = await self._read_token(conn)
+            self.handler.attach_control(conn, token)  # W-16: the token's bytes as they are
         unanswered: collections.deque = collections.deque()
+        quirks = self.config.confd_quirks
         while not conn.closed:
-            payload = await _read_frame(conn.reader, self.config.max_frame)
-            try:
-                order = _protocol.decode_order(payload)
-            except _protocol.BadOrder as exc:
-                if not exc.reply:
-                    # W-17 before W-21: a besecondary with WaitReply 0 never gets a reply, even
-                    # when invalid; PROTOUSAGE is reported as BESECONDARY_RESULT (B-15).
-                    log.info("%s: invalid asynchronous besecondary: %s", conn.label, exc)
-                    await self._queue_unanswered(unanswered, self.handler.submit_invalid(str(exc)))
-                    continue
-                log.info("%s: invalid order answered with PROTOUSAGE: %s", conn.label, exc)
+            payload = await self._next_frame(conn.reader)
+            async with _gate(self._ha_gate):
+                pass  # confd_quirks: nothing of HA runs while a token is awaited
+            term = ipcmsg.UNDECODABLE if payload is None else \
+                ipcmsg.decode_lenient(payload, self.config.max_frame)
+            verdict = ipcmsg.classify_order(term)
+            if verdict.kind == ipcmsg.REFUSE:
+                log.info("%s: answered with PROTOUSAGE: %s", conn.label, verdict.why)
                 conn.send(_protocol.encode_error(error.ERR_PROTOUSAGE))
                 await conn.drain()
                 continue
-            except error.Error as exc:
-                raise Closed("undecodable order (W-15): %s" % exc.confd_lasterr) from None
-            if order.code == _protocol.GETSTATUS:
-                conn.send(self.handler.status_frame())  # always at once, even when blocked (B-27)
+            if verdict.kind == ipcmsg.CRASH or (verdict.crash_after and not quirks):
+                if quirks:
+                    await self._crash_control(conn, verdict.why)
+                    return
+                # Without the quirks the order is refused instead of failing ConfD-like.
+                if verdict.asynchronous:
+                    log.info("%s: invalid asynchronous besecondary: %s", conn.label, verdict.why)
+                    await self._queue_unanswered(unanswered,
+                                                 self.handler.submit_invalid(verdict.why))
+                    continue
+                log.info("%s: answered with PROTOUSAGE: %s", conn.label, verdict.why)
+                conn.send(_protocol.encode_error(error.ERR_PROTOUSAGE))
                 await conn.drain()
                 continue
+            order = verdict.order
+            # A status too goes through the node's HA engine: it is answered in turn, not
+            # while an order runs or an HA_INFO_SYNC acknowledgement is owed (as ConfD).
             reply = self.handler.submit_order(order)
             if order.code == _protocol.BESECONDARY and not order.waitreply:
                 # W-17: nothing is ever written for it; the node reports through events.
                 await self._queue_unanswered(unanswered, reply)
                 continue
             frame = await reply
+            if verdict.crash_after:
+                raise Closed("%s: closed instead of answered" % verdict.why)
             conn.send(frame)  # a no-op if the socket was closed or replaced meanwhile (B-02)
             await conn.drain()
+
+    async def _read_token(self, conn: IpcConn) -> bytes:
+        deadline = asyncio.get_running_loop().time() + self.config.token_timeout
+        size = _announced(await _read(conn.reader, 4, deadline, "token frame"))
+        if size > self.config.max_frame:
+            await _discard(conn.reader, size, deadline, "token frame")
+            raise Closed("token frame of %d bytes refused" % size)
+        return await _read(conn.reader, size, deadline, "token frame") if size else b""
+
+    async def _crash_control(self, conn: IpcConn, why: str) -> None:
+        """confd_quirks: ConfD's HA subsystem fails on this order -- the node drops to NONE
+        (IS_NONE) and the control socket is closed without a reply."""
+        log.warning("%s: order makes ConfD's HA subsystem fail (quirk): %s", conn.label, why)
+        hook = getattr(self.handler, "control_crashed", None)
+        if hook is not None:
+            await hook(conn, why)
+        else:
+            await self.handler.submit_order(_protocol.Order(_protocol.BENONE))
+        raise Closed("HA control socket dropped: %s" % why)
 
     @staticmethod
     async def _queue_unanswered(unanswered: collections.deque, fut: "asyncio.Future") -> None:
@@ -285,59 +359,116 @@ class IpcServer:
             unanswered.popleft()
         await asyncio.sleep(0)  # fairness, as in IpcConn.drain
 
+    # ------------------------------------------------------------ event socket
+
     async def _serve_events(self, conn: IpcConn) -> None:
-        payload = await _read_frame(conn.reader, self.config.max_frame)
-        try:
-            mask = _protocol.decode_subscription(payload)
-        except _protocol.BadOrder:
-            conn.send(_protocol.encode_error(error.ERR_PROTOUSAGE))
-            raise Closed("invalid subscription term") from None
-        except error.Error as exc:
-            raise Closed("undecodable subscription (W-15): %s" % exc.confd_lasterr) from None
-        conn.send(_protocol.OK_FRAME)
+        deadline = asyncio.get_running_loop().time() + self.config.subscribe_timeout
+        size = _announced(await _read(conn.reader, 4, deadline, "subscription"))
+        if size > self.config.max_frame:
+            await _discard(conn.reader, size, deadline, "subscription")
+            verdict = ipcmsg.Subscription(ipcmsg.CRASH)
+        else:
+            payload = await _read(conn.reader, size, deadline, "subscription") if size else b""
+            verdict = ipcmsg.classify_subscription(payload, self.config.max_frame)
         hub = self.handler.hub
-        sub = Subscriber(hub, conn.writer, mask, conn.label)
+        if verdict.kind == ipcmsg.BAD:
+            conn.send(ipcmsg.BAD_SUBSCRIPTION_FRAME)
+            raise Closed("bad subscription data")
+        if verdict.kind == ipcmsg.CLOSE:
+            raise Closed("negative subscription mask")
+        if verdict.kind == ipcmsg.CRASH:
+            if self.config.confd_quirks:
+                log.warning("%s: malformed subscription: every event socket dropped (quirk)",
+                            conn.label)
+                hub.close_all()
+            raise Closed("malformed subscription")
+        conn.send(_protocol.OK_FRAME)
+        sub = Subscriber(hub, conn.writer, verdict.mask, conn.label)
         hub.add(sub)
         try:
             while not sub.closed:
-                payload = await _read_frame(conn.reader, self.config.max_frame)
-                try:
-                    term = _protocol.decode(payload)
-                except error.Error as exc:
-                    raise Closed("undecodable frame on event socket (W-15): %s"
-                                 % exc.confd_lasterr) from None
-                if isinstance(term, Atom) and term == "ha_synced":
-                    sub.ack()
-                else:
-                    log.info("%s: unexpected frame on event socket ignored (W-32)", conn.label)
+                payload = await self._next_frame(conn.reader)
+                term = ipcmsg.UNDECODABLE if payload is None else \
+                    ipcmsg.decode_lenient(payload, self.config.max_frame)
+                if not (isinstance(term, Atom) and term == ipcmsg.HA_SYNCED):
+                    raise Closed("illegal message on event socket")
+                sub.ack()  # ignored when nothing is owed (W-32)
                 await asyncio.sleep(0)  # a flood of frames must not hold the loop (as drain)
         finally:
             sub.close()
+
+    # ------------------------------------------------------------ frames
+
+    async def _next_frame(self, reader: asyncio.StreamReader) -> Optional[bytes]:
+        """The next frame's payload, no deadline; None for one longer than ``max_frame``,
+        which is read and dropped (ConfD waits for such a frame too)."""
+        size = _announced(await reader.readexactly(4))
+        if size > self.config.max_frame:
+            await _discard(reader, size, None, "frame")
+            return None
+        return await reader.readexactly(size) if size else b""
 
 
 # ------------------------------------------------------------ reading helpers
 
 
-async def _read(reader: asyncio.StreamReader, n: int, deadline: float) -> bytes:
-    remaining = deadline - asyncio.get_running_loop().time()
-    if remaining <= 0:
-        raise Closed("initialisation not complete within the deadline (W-02)")
-    try:
-        return await asyncio.wait_for(reader.readexactly(n), remaining)
-    except asyncio.TimeoutError:
-        raise Closed("initialisation not complete within the deadline (W-02)") from None
+@contextlib.asynccontextmanager
+async def _gate(lock: Optional[asyncio.Lock]):
+    if lock is None:
+        yield
+    else:
+        async with lock:
+            yield
 
 
-def _frame_size(header: bytes, limit: int) -> int:
-    try:
-        return _protocol.frame_size(header, limit)
-    except error.Error as exc:
-        raise Closed("bad frame header (W-15): %s" % exc.confd_lasterr) from None
+async def _read(reader: asyncio.StreamReader, n: int, deadline: float, what: str) -> bytes:
+    """Exactly ``n`` bytes before ``deadline``. What arrived of them counts as read even when
+    the deadline passes (so the close that follows is not a reset, as with ConfD)."""
+    loop = asyncio.get_running_loop()
+    got = b""
+    while len(got) < n:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise Closed("%s not complete within the deadline" % what)
+        try:
+            chunk = await asyncio.wait_for(reader.read(n - len(got)), remaining)
+        except asyncio.TimeoutError:
+            raise Closed("%s not complete within the deadline" % what) from None
+        if not chunk:
+            raise asyncio.IncompleteReadError(got, n)
+        got += chunk
+    return got
 
 
-async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
-    size = _frame_size(await reader.readexactly(4), limit)
-    return await reader.readexactly(size) if size else b""
+async def _discard(reader: asyncio.StreamReader, n: int, deadline: Optional[float],
+                   what: str) -> None:
+    """Read ``n`` bytes and drop them (an announcement is never allocated)."""
+    loop = asyncio.get_running_loop()
+    while n > 0:
+        timeout = None if deadline is None else deadline - loop.time()
+        if timeout is not None and timeout <= 0:
+            raise Closed("%s not complete within the deadline" % what)
+        try:
+            chunk = await asyncio.wait_for(reader.read(min(n, _CHUNK)), timeout)
+        except asyncio.TimeoutError:
+            raise Closed("%s not complete within the deadline" % what) from None
+        if not chunk:
+            raise asyncio.IncompleteReadError(b"", n)
+        n -= len(chunk)
+
+
+async def _hold(reader: asyncio.StreamReader) -> None:
+    """Keep a connection that is never answered until the client closes it, dropping what it
+    sends."""
+    while await reader.read(_CHUNK):
+        pass
+
+
+def _announced(header: bytes) -> int:
+    size = int.from_bytes(header, "big")
+    if size > ipcmsg.MAX_ANNOUNCED:
+        raise Closed("frame of %d bytes announced" % size)
+    return size
 
 
 def _peer_text(peer) -> str:

@@ -70,6 +70,10 @@ def config_from_args(args):
         except ValueError:
             raise _Usage("--accept-proto-vsn must be LO:HI (two integers)") from None
         fields["accepted_proto_vsns"] = (lo, hi)
+    if getattr(args, "no_bind_source", False):
+        fields["bind_source"] = False
+    if getattr(args, "confd_quirks", False):
+        fields["confd_quirks"] = True
     if args.fxs_fingerprint is not None:
         fields["fxs_fp"] = args.fxs_fingerprint.encode("utf-8")
     if args.ha_config_fingerprint is not None:

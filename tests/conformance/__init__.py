@@ -1,0 +1,2 @@
+"""The conformance suite: scenarios run on real ConfD, on the emulator, and against recordings
+(see docs/conformance.md)."""
