@@ -3,22 +3,33 @@
 The loop thread, node proxies and port choice are the runner's (``EmulatorThread``,
 ``SyncNode``, ``PortReservation``); what is kept here is test-specific: nodes added one by one
 at 127.0.0.<n> with the tests' short timeouts, client sockets closed with the cluster, raw
-event sockets (``EventSock``) and ``wait_until``.
+event sockets (``EventSock``), ``wait_until``, and the shorthands of the HA tests (event
+types, ``be_primary``/``be_secondary``/``join_error``, scripted peers of docs/peer-protocol.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import socket
 import time
+from typing import Optional
 
 import confd_ha as ha
-from confd_ha import _handshake, _io, _protocol
+from confd_ha import _handshake, _io, _protocol, error
+from confd_ha._terms import Atom
 from confd_ha.emulator import Node, NodeConfig
 from confd_ha.emulator.runner import EmulatorThread, PortReservation, SyncNode, loopback_addresses
 
 HA_INFO = _protocol.NOTIF_HA_INFO
 HA_INFO_SYNC = _protocol.NOTIF_HA_INFO_SYNC
 TIMEOUT = 5.0
+
+NOPRIMARY, DIED, ARRIVED, INITIALIZED, IS_PRIMARY, IS_NONE, RESULT = range(1, 8)
+A = {n: (127, 0, 0, n) for n in range(1, 10)}   # the address term of the node at 127.0.0.n
+PEER_VSN = 2        # the peer protocol version (docs/peer-protocol.md)
+HA_VSN = 0x08020500
 
 
 class LoopThread(EmulatorThread):
@@ -118,9 +129,11 @@ def free_port(ips) -> int:
 class Cluster:
     """Nodes added one by one at 127.0.0.<n>, sharing one HA port, on one loop thread."""
 
-    def __init__(self, tick: float = 0.5, count: int = 8):
+    def __init__(self, tick: float = 0.5, count: int = 9, join_timeout: Optional[float] = None):
+        # count 9: the HA port is chosen free on 127.0.0.1-9, .9 being the tests' fake peers'.
         self.lt = LoopThread()
         self.tick = tick
+        self.join_timeout = join_timeout   # None: the NodeConfig default (ConfD's 10 s)
         self.nodes = self.lt.nodes   # the thread's own list: its stop() stops them too
         self.sockets: list = []   # client sockets made through the proxies
         try:
@@ -132,6 +145,8 @@ class Cluster:
     def add(self, name: str, n: int, start: bool = True, **cfg) -> NodeProxy:
         cfg.setdefault("tick_timeout", self.tick)
         cfg.setdefault("ha_port", self.ha_port)
+        if self.join_timeout is not None:
+            cfg.setdefault("join_timeout", self.join_timeout)
         config = NodeConfig(name=name, ipc_address="127.0.0.%d" % n, ipc_port=0, **cfg)
         proxy = NodeProxy(self.lt, self.lt.call(Node, config), self.sockets)
         self.nodes.append(proxy)
@@ -163,3 +178,112 @@ def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.02):
         if time.monotonic() > end:
             raise AssertionError("condition not met within %.1f s" % timeout)
         time.sleep(interval)
+
+
+# ================================================================ HA shorthands
+
+
+def be_primary(node: NodeProxy, name, token: str = "tok") -> socket.socket:
+    s = node.ctl(token)
+    ha.beprimary(s, name)
+    return s
+
+
+def be_secondary(node: NodeProxy, me: str, primary: NodeProxy, pid: str, token: str = "tok",
+                 wait: bool = True) -> socket.socket:
+    """Join ``node`` synchronously to ``primary`` (the node it joins: a primary or a relay);
+    with ``wait``, until that node lists it too (nothing orders the two nodes' views). The
+    listing is read through the control interface: a status() over IPC would replace the
+    control socket."""
+    s = node.ctl(token)
+    ha.besecondary(s, me, pid, primary.ip, 1)
+    if wait:
+        wait_until(lambda: any(nid == me.encode() for nid, _ in primary.status()[1]))
+        wait_synced(primary, me.encode())
+    return s
+
+
+def wait_synced(node: NodeProxy, nodeid: bytes) -> None:
+    """Until ``node`` (a primary or relay) has read the ``ha_synced`` of its direct secondary
+    ``nodeid``. A joining node is listed (and announced) when it is admitted, but a commit
+    waits for it only from its ``ha_synced`` on (docs/peer-protocol.md, step 7): a test that
+    checks that replication is synchronous must wait for that. Nothing public shows it, so
+    this reads the node's links."""
+    def synced(n: Node) -> bool:
+        return any(c.nodeid == nodeid and c.arrived for c in n._children.values())
+
+    wait_until(lambda: node.emulator.call(synced, node.node))
+
+
+def join_error(node: NodeProxy, me, primary_ip: str, pid, token: str = "tok") -> int:
+    """The error code of a synchronous join (0: joined)."""
+    s = node.ctl(token)
+    try:
+        ha.besecondary(s, me, pid, primary_ip, 1)
+    except error.Error as exc:
+        return exc.confd_errno
+    finally:
+        s.close()
+    return 0
+
+
+def names(status) -> list:
+    """(nodeid, address) pairs of a client status() reply."""
+    return [(e["nodeid"], e["address"]) for e in status[1]]
+
+
+def last_join_copied(node: NodeProxy) -> bool:
+    """Whether the node's last join installed a full copy of its primary's datastore. ConfD
+    reports ``cdb_initialized_by_copy`` 1 on every join (docs/conformance.md "Events"), so the
+    event cannot tell; the node's decision log does."""
+    joined = [d for d in node.decisions if " joined " in d]
+    assert joined, node.decisions
+    return "(full copy" in joined[-1]
+
+
+# ================================================================ scripted peers
+
+
+def proof(token: bytes, label: bytes, a: bytes, b: bytes) -> bytes:
+    """A token proof of the peer protocol: HMAC-SHA256 keyed with the token's SHA-256, over a
+    role label and two nonces (docs/peer-protocol.md, "Token proofs")."""
+    return hmac.new(hashlib.sha256(token).digest(), label + a + b, hashlib.sha256).digest()
+
+
+def scripted_hello(ip: str, port: int, me: bytes, pid: bytes, source=None):
+    """Connect to a listener and send a hello; returns (socket, NonceS)."""
+    c = socket.create_connection((ip, port), timeout=3, source_address=source)
+    nonce_s = os.urandom(32)
+    c.sendall(_protocol.encode_frame((Atom("ha_hello"), PEER_VSN, HA_VSN, me, pid, nonce_s)))
+    return c, nonce_s
+
+
+def scripted_join(ip: str, port: int, token: bytes, me: bytes, pid: bytes, txid=b"initial",
+                  synced: bool = True, source=None, read_sync: bool = True):
+    """Join a listener by speaking the peer protocol by hand; returns (socket, ha_sync term).
+    ``read_sync`` False stops after the auth (the admission may wait for the node's HA
+    engine): the term is then None."""
+    c, nonce_s = scripted_hello(ip, port, me, pid, source)
+    tag, pname, nonce_p, proof_p = _protocol.decode(_io.read_frame(c))
+    assert tag == "ha_challenge" and pname == pid
+    assert proof_p == proof(token, b"confd_ha-peer-v1:primary", nonce_s, nonce_p)
+    c.sendall(_protocol.encode_frame((Atom("ha_auth"), proof(token, b"confd_ha-peer-v1:secondary",
+                                                              nonce_p, nonce_s), b"", b"", txid)))
+    if not read_sync:
+        return c, None
+    sync = _protocol.decode(_io.read_frame(c))
+    if synced:
+        c.sendall(_protocol.encode_frame((Atom("ha_synced"), 0 if sync[1] == "nocopy" else 1)))
+    return c, sync
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> list:
+    """Every frame the node sends until it closes ``sock``; fails if it does not within
+    ``timeout`` seconds."""
+    sock.settimeout(timeout)
+    frames = []
+    try:
+        while True:
+            frames.append(_protocol.decode(_io.read_frame(sock)))
+    except (ha.error.EOF, ConnectionResetError):
+        return frames

@@ -34,12 +34,6 @@ TOKEN = "cli-t0ken-Zq8"  # distinctive: no output may ever contain it
 OTHER_TOKEN = "other-t0ken-Wx3"
 
 
-@pytest.fixture
-def cluster():
-    with Cluster(3, tick_timeout=0.2) as c:
-        yield c
-
-
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
     """A known environment: the token in $CONFD_HA_TOKEN, no IPC defaults, stdin not a tty,
@@ -69,13 +63,13 @@ def ok(*argv, node=None):
     return out
 
 
-def primary_with(cluster, *secondaries):
+def primary_with(trio, *secondaries):
     """n1 primary with the given secondary numbers joined (through the CLI itself)."""
-    n1 = cluster[0]
+    n1 = trio[0]
     assert ok("be-primary", "n1", node=n1) == "ok\n"
     nodes = [n1]
     for n in secondaries:
-        node = cluster[n - 1]
+        node = trio[n - 1]
         assert ok("be-secondary", "n%d" % n, "n1", n1.ipc_address, node=node) == "ok\n"
         nodes.append(node)
     return nodes
@@ -104,23 +98,23 @@ def dead_port() -> int:
 # ---------------------------------------------------------------- status
 
 
-def test_status_of_a_fresh_node_is_none(cluster):
-    n1 = cluster[0]
+def test_status_of_a_fresh_node_is_none(trio):
+    n1 = trio[0]
     assert ok("status", node=n1) == "state: none (1)\n"
     assert json.loads(ok("status", "--json", node=n1)) == {
         "state": "none", "state_code": 1, "nodes": []}
 
 
-def test_status_table_on_primary_and_secondary(cluster):
-    n1, n2, n3 = primary_with(cluster, 2, 3)
+def test_status_table_on_primary_and_secondary(trio):
+    n1, n2, n3 = primary_with(trio, 2, 3)
     table = ok("status", node=n1).splitlines()
     assert table[:2] == ["state: primary (3)", "NODE ID  ADDRESS"]
     assert sorted(table[2:]) == ["n2       127.0.0.2", "n3       127.0.0.3"]
     assert ok("status", node=n2) == "state: secondary (2)\nNODE ID  ADDRESS\nn1       127.0.0.1\n"
 
 
-def test_status_json_shape(cluster):
-    n1, n2, n3 = primary_with(cluster, 2, 3)
+def test_status_json_shape(trio):
+    n1, n2, n3 = primary_with(trio, 2, 3)
     doc = json.loads(ok("status", "--json", node=n1))
     assert set(doc) == {"state", "state_code", "nodes"}
     assert (doc["state"], doc["state_code"]) == ("primary", 3)
@@ -131,10 +125,10 @@ def test_status_json_shape(cluster):
         "nodes": [{"nodeid": "n1", "address": "127.0.0.1"}]}
 
 
-def test_status_table_column_follows_the_longest_node_id(cluster):
-    n1 = cluster[0]
+def test_status_table_column_follows_the_longest_node_id(trio):
+    n1 = trio[0]
     ok("be-primary", "n1", node=n1)
-    n2 = cluster[1]
+    n2 = trio[1]
     ok("be-secondary", "a-much-longer-node-id", "n1", n1.ipc_address, node=n2)
     assert ok("status", node=n1) == (
         "state: primary (3)\n"
@@ -145,8 +139,8 @@ def test_status_table_column_follows_the_longest_node_id(cluster):
 # ---------------------------------------------------------------- orders
 
 
-def test_be_primary_makes_the_node_primary(cluster):
-    n1 = cluster[0]
+def test_be_primary_makes_the_node_primary(trio):
+    n1 = trio[0]
     ev = event_socket(n1)
     with ev:
         assert ok("be-primary", "n1", node=n1) == "ok\n"
@@ -154,11 +148,11 @@ def test_be_primary_makes_the_node_primary(cluster):
     assert n1.state == ha.STATE_PRIMARY
 
 
-def test_be_secondary_synchronous_has_synced_when_it_returns(cluster):
-    n1 = cluster[0]
+def test_be_secondary_synchronous_has_synced_when_it_returns(trio):
+    n1 = trio[0]
     ok("be-primary", "n1", node=n1)
     n1.commit([("set", "/sys/host", "alpha")])
-    n2 = cluster[1]
+    n2 = trio[1]
     assert ok("be-secondary", "n2", "n1", n1.ipc_address, node=n2) == "ok\n"
     # Synchronous: no waiting needed, the data is already there.
     assert n2.state == ha.STATE_SECONDARY
@@ -166,24 +160,25 @@ def test_be_secondary_synchronous_has_synced_when_it_returns(cluster):
     assert n2.txid == n1.txid
 
 
-def test_be_secondary_async_returns_at_once_and_reports_by_event(cluster):
-    n1 = cluster[0]
+def test_be_secondary_async_returns_at_once_and_reports_by_event(trio):
+    n1 = trio[0]
     ok("be-primary", "n1", node=n1)
-    n2 = cluster[1]
+    n2 = trio[1]
     ev = event_socket(n2)
     with ev:
         assert ok("be-secondary", "--async", "n2", "n1", n1.ipc_address, node=n2) == "ok\n"
-        assert next_hnot(ev)["type"] == events.HA_INFO_SECONDARY_INITIALIZED
+        # BESECONDARY_RESULT first, then SECONDARY_INITIALIZED (docs/conformance.md "Events")
         assert next_hnot(ev) == {"type": events.HA_INFO_BESECONDARY_RESULT,
                                  "besecondary_result": 0, "beslave_result": 0}
+        assert next_hnot(ev)["type"] == events.HA_INFO_SECONDARY_INITIALIZED
     assert n2.state == ha.STATE_SECONDARY
 
 
-def test_be_secondary_async_hides_the_error_from_the_exit_code(cluster):
+def test_be_secondary_async_hides_the_error_from_the_exit_code(trio):
     """§14.3: with --async a wrong primary name is only visible as BESECONDARY_RESULT."""
-    n1 = cluster[0]
+    n1 = trio[0]
     ok("be-primary", "n1", node=n1)
-    n2 = cluster[1]
+    n2 = trio[1]
     ev = event_socket(n2)
     with ev:
         assert ok("be-secondary", "--async", "n2", "wrong-name", n1.ipc_address, node=n2) == "ok\n"
@@ -192,18 +187,18 @@ def test_be_secondary_async_hides_the_error_from_the_exit_code(cluster):
     assert n2.state == ha.STATE_NONE
 
 
-def test_be_secondary_synchronous_error_is_exit_1_with_code_and_name(cluster):
-    n1 = cluster[0]
+def test_be_secondary_synchronous_error_is_exit_1_with_code_and_name(trio):
+    n1 = trio[0]
     ok("be-primary", "n1", node=n1)
-    n2 = cluster[1]
+    n2 = trio[1]
     rc, out, err = run("be-secondary", "n2", "wrong-name", n1.ipc_address, node=n2)
     assert (rc, out) == (1, "")
     assert "daemon error 29 ERR_HA_BADNAME" in err
     assert n2.state == ha.STATE_NONE
 
 
-def test_be_none_leaves_the_role(cluster):
-    n1, n2 = primary_with(cluster, 2)
+def test_be_none_leaves_the_role(trio):
+    n1, n2 = primary_with(trio, 2)
     assert ok("be-none", node=n2) == "ok\n"
     assert n2.state == ha.STATE_NONE
     wait_until(lambda: n1.status()[1] == [])
@@ -211,27 +206,27 @@ def test_be_none_leaves_the_role(cluster):
     assert ok("status", node=n1) == "state: none (1)\n"
 
 
-def test_be_relay_on_a_secondary(cluster):
-    n1, n2 = primary_with(cluster, 2)
+def test_be_relay_on_a_secondary(trio):
+    n1, n2 = primary_with(trio, 2)
     assert ok("be-relay", node=n2) == "ok\n"
     assert json.loads(ok("status", "--json", node=n2))["state"] == "secondary-relay"
     assert json.loads(ok("status", "--json", node=n2))["state_code"] == 4
     # A relay serves sub-secondaries: n3 joins n2 (which still calls itself n2).
-    n3 = cluster[2]
+    n3 = trio[2]
     assert ok("be-secondary", "n3", "n2", n2.ipc_address, node=n3) == "ok\n"
     assert n3.state == ha.STATE_SECONDARY
 
 
-def test_be_relay_on_none_is_badstate_exit_1(cluster):
-    n1 = cluster[0]
+def test_be_relay_on_none_is_badstate_exit_1(trio):
+    n1 = trio[0]
     rc, out, err = run("be-relay", node=n1)
     assert (rc, out) == (1, "")
     assert err.splitlines()[-1] == "confd-ha: daemon error 17 ERR_BADSTATE: operation in wrong state"
     assert n1.state == ha.STATE_NONE
 
 
-def test_secondary_dead_cuts_the_secondary_off(cluster):
-    n1, n2, n3 = primary_with(cluster, 2, 3)
+def test_secondary_dead_cuts_the_secondary_off(trio):
+    n1, n2, n3 = primary_with(trio, 2, 3)
     ev = event_socket(n2)
     with ev:
         assert ok("secondary-dead", "n2", node=n1) == "ok\n"
@@ -245,9 +240,9 @@ def test_secondary_dead_cuts_the_secondary_off(cluster):
     assert n3.state == ha.STATE_SECONDARY
 
 
-def test_old_names_are_aliases(cluster):
-    n1 = cluster[0]
-    n2 = cluster[1]
+def test_old_names_are_aliases(trio):
+    n1 = trio[0]
+    n2 = trio[1]
     assert ok("be-master", "n1", node=n1) == "ok\n"
     assert n1.state == ha.STATE_PRIMARY
     assert ok("be-slave", "n2", "n1", n1.ipc_address, node=n2) == "ok\n"
@@ -268,7 +263,7 @@ def test_alias_takes_the_same_arguments(old, new):
 # ---------------------------------------------------------------- exit codes
 
 
-def test_nothing_listening_is_exit_3(cluster):
+def test_nothing_listening_is_exit_3(trio):
     rc, out, err = run("status", "--ipc-address", "127.0.0.1", "--ipc-port", str(dead_port()))
     assert (rc, out) == (3, "")
     assert "connection failure" in err and "Connection refused" in err
@@ -291,8 +286,8 @@ def test_bad_arguments_are_exit_2_with_usage_on_stderr(argv):
     assert "usage: confd-ha" in err and "error:" in err
 
 
-def test_invalid_primary_address_is_exit_2(cluster):
-    n2 = cluster[1]
+def test_invalid_primary_address_is_exit_2(trio):
+    n2 = trio[1]
     rc, out, err = run("be-secondary", "n2", "n1", "not-an-address", node=n2)
     assert (rc, out) == (2, "")
     assert "Invalid primary_ip address." in err
@@ -311,14 +306,14 @@ def test_help_is_exit_0_on_stdout():
 # ---------------------------------------------------------------- connection options
 
 
-def test_environment_gives_the_default_address_and_port(cluster, monkeypatch):
-    n2 = cluster[1]
+def test_environment_gives_the_default_address_and_port(trio, monkeypatch):
+    n2 = trio[1]
     monkeypatch.setenv("CONFD_IPC_ADDR", n2.ipc_address)
     monkeypatch.setenv("CONFD_IPC_PORT", str(n2.ipc_port))
     assert ok("be-primary", "envnode") == "ok\n"
     assert n2.state == ha.STATE_PRIMARY
     # Options win over the environment.
-    n3 = cluster[2]
+    n3 = trio[2]
     assert ok("status", "--ipc-address", n3.ipc_address, "--ipc-port", str(n3.ipc_port)) == "state: none (1)\n"
     monkeypatch.setenv("CONFD_IPC_PORT", str(dead_port()))
     assert run("status")[0] == 3
@@ -344,20 +339,20 @@ def test_unix_socket_path(short_tmp):
 # ---------------------------------------------------------------- tokens
 
 
-def test_token_from_file_env_and_argv_all_reach_the_daemon(cluster, monkeypatch, tmp_path):
+def test_token_from_file_env_and_argv_all_reach_the_daemon(trio, monkeypatch, tmp_path):
     """A join succeeds only if both nodes hold the same token (HA_BADTOKEN otherwise), so
     each source is checked against the daemon, not against the CLI's own parsing."""
-    n1 = cluster[0]
+    n1 = trio[0]
     token_file = tmp_path / "token"
     token_file.write_bytes(TOKEN.encode() + b"\n")
     monkeypatch.delenv("CONFD_HA_TOKEN")
     assert ok("be-primary", "n1", "--token-file", str(token_file), node=n1) == "ok\n"
 
-    n2 = cluster[1]
+    n2 = trio[1]
     monkeypatch.setenv("CONFD_HA_TOKEN", TOKEN)
     assert ok("be-secondary", "n2", "n1", n1.ipc_address, node=n2) == "ok\n"
 
-    n3 = cluster[2]
+    n3 = trio[2]
     monkeypatch.delenv("CONFD_HA_TOKEN")
     rc, out, err = run("be-secondary", "n3", "n1", n1.ipc_address, "--token", TOKEN, node=n3)
     assert (rc, out) == (0, "ok\n")
@@ -365,10 +360,10 @@ def test_token_from_file_env_and_argv_all_reach_the_daemon(cluster, monkeypatch,
     assert n3.state == ha.STATE_SECONDARY
 
 
-def test_wrong_token_is_refused_by_the_primary(cluster, monkeypatch, tmp_path):
-    n1 = cluster[0]
+def test_wrong_token_is_refused_by_the_primary(trio, monkeypatch, tmp_path):
+    n1 = trio[0]
     ok("be-primary", "n1", node=n1)
-    n2 = cluster[1]
+    n2 = trio[1]
     token_file = tmp_path / "token"
     token_file.write_text(OTHER_TOKEN)
     rc, out, err = run("be-secondary", "n2", "n1", n1.ipc_address, "--token-file", str(token_file),
@@ -377,41 +372,41 @@ def test_wrong_token_is_refused_by_the_primary(cluster, monkeypatch, tmp_path):
     assert "daemon error 28 ERR_HA_BADTOKEN" in err
 
 
-def test_token_file_wins_over_environment_and_argv(cluster, monkeypatch, tmp_path):
-    n1 = cluster[0]
+def test_token_file_wins_over_environment_and_argv(trio, monkeypatch, tmp_path):
+    n1 = trio[0]
     ok("be-primary", "n1", node=n1)  # token TOKEN
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
     monkeypatch.setenv("CONFD_HA_TOKEN", OTHER_TOKEN)
-    n2 = cluster[1]
+    n2 = trio[1]
     rc, out, err = run("be-secondary", "n2", "n1", n1.ipc_address, "--token-file", str(token_file),
                        "--token", OTHER_TOKEN, node=n2)
     assert (rc, out) == (0, "ok\n")
     assert "--token puts the token" not in err  # not used, so not warned about
 
 
-def test_binary_token_file_is_sent_as_bytes(cluster, tmp_path):
+def test_binary_token_file_is_sent_as_bytes(trio, tmp_path):
     """A token that is not UTF-8 is sent unchanged; no error text quotes its bytes."""
     secret = b"\xff\xfe-bin\x80ary"
     token_file = tmp_path / "token"
     token_file.write_bytes(secret)
-    n1 = cluster[0]
-    n2 = cluster[1]
+    n1 = trio[0]
+    n2 = trio[1]
     assert ok("be-primary", "n1", "--token-file", str(token_file), node=n1) == "ok\n"
     assert ok("be-secondary", "n2", "n1", n1.ipc_address, "--token-file", str(token_file),
               node=n2) == "ok\n"
     assert n2.state == ha.STATE_SECONDARY
 
 
-def test_unreadable_token_file_is_exit_2(cluster, tmp_path):
-    n1 = cluster[0]
+def test_unreadable_token_file_is_exit_2(trio, tmp_path):
+    n1 = trio[0]
     rc, out, err = run("status", "--token-file", str(tmp_path / "missing"), node=n1)
     assert (rc, out) == (2, "")
     assert "cannot read --token-file" in err
 
 
-def test_no_token_and_not_interactive_is_exit_2(cluster, monkeypatch):
-    n1 = cluster[0]
+def test_no_token_and_not_interactive_is_exit_2(trio, monkeypatch):
+    n1 = trio[0]
     monkeypatch.delenv("CONFD_HA_TOKEN")
     rc, out, err = run("be-primary", "n1", node=n1)
     assert (rc, out) == (2, "")
@@ -419,18 +414,18 @@ def test_no_token_and_not_interactive_is_exit_2(cluster, monkeypatch):
     assert n1.state == ha.STATE_NONE
 
 
-def test_replacement_warning_is_given_once(cluster):
+def test_replacement_warning_is_given_once(trio):
     """B-02: connecting replaces the node's control socket -- said once per process."""
-    n1 = cluster[0]
+    n1 = trio[0]
     rc, out, err = run("status", node=n1)
     assert err.count("replaces the node's current one") == 1
     rc, out, err = run("status", node=n1)
     assert (rc, err) == (0, "")
 
 
-def test_replacing_the_control_socket_is_real(cluster):
+def test_replacing_the_control_socket_is_real(trio):
     """The warning is true: a framework's control socket is closed by any CLI order."""
-    n1 = cluster[0]
+    n1 = trio[0]
     framework = n1.connect_ha(TOKEN)
     with framework:
         ha.beprimary(framework, "n1")

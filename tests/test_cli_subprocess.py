@@ -21,7 +21,6 @@ import pytest
 
 import confd_ha
 import confd_ha as ha
-from confd_ha.emulator.runner import Cluster
 
 TOKEN = "proc-t0ken-Hv7"
 
@@ -59,14 +58,8 @@ def cli(*argv, node=None, env=None, timeout=20):
     return p.returncode, p.stdout, p.stderr
 
 
-@pytest.fixture
-def cluster():
-    with Cluster(3, tick_timeout=0.2) as c:
-        yield c
-
-
-def test_status_and_orders(cluster):
-    n1, n2, n3 = cluster
+def test_status_and_orders(trio):
+    n1, n2, n3 = trio
     rc, out, err = cli("be-primary", "n1", node=n1)
     assert (rc, out) == (0, "ok\n")
     assert err.count("replaces the node's current one") == 1  # B-02, once
@@ -89,8 +82,8 @@ def test_status_and_orders(cluster):
     assert n1.state == ha.STATE_NONE
 
 
-def test_exit_codes(cluster):
-    n1 = cluster[0]
+def test_exit_codes(trio):
+    n1 = trio[0]
     rc, out, err = cli("be-relay", node=n1)
     assert (rc, out) == (1, "")
     assert "daemon error 17 ERR_BADSTATE" in err
@@ -112,8 +105,8 @@ def test_exit_codes(cluster):
     assert "no HA token" in err
 
 
-def test_environment_defaults_and_token_on_argv(cluster):
-    n2 = cluster[1]
+def test_environment_defaults_and_token_on_argv(trio):
+    n2 = trio[1]
     env = environment(token=None, CONFD_IPC_ADDR=n2.ipc_address,
                       CONFD_IPC_PORT=str(n2.ipc_port))
     rc, out, err = cli("be-primary", "n2", "--token", TOKEN, env=env)
@@ -122,8 +115,8 @@ def test_environment_defaults_and_token_on_argv(cluster):
     assert n2.state == ha.STATE_PRIMARY
 
 
-def test_token_file(cluster, tmp_path):
-    n1, n2 = cluster[0], cluster[1]
+def test_token_file(trio, tmp_path):
+    n1, n2 = trio[0], trio[1]
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     env = environment(token=None)
@@ -132,10 +125,10 @@ def test_token_file(cluster, tmp_path):
     assert cli("be-secondary", "n2", "n1", n1.ipc_address, node=n2)[:2] == (0, "ok\n")
 
 
-def test_token_bytes_that_are_not_utf8(cluster, tmp_path):
+def test_token_bytes_that_are_not_utf8(trio, tmp_path):
     """A token is bytes: the same non-UTF-8 bytes from a file and from the environment
     must match on the daemon side (else the join fails with HA_BADTOKEN)."""
-    n1, n2 = cluster[0], cluster[1]
+    n1, n2 = trio[0], trio[1]
     secret = b"\xff\xfeproc-\x80"
     token_file = tmp_path / "token"
     token_file.write_bytes(secret)
@@ -167,8 +160,8 @@ class Reader:
 
 
 @pytest.mark.parametrize("as_json", [False, True])
-def test_watch_until_sigint(cluster, as_json):
-    n1, n2 = cluster[0], cluster[1]
+def test_watch_until_sigint(trio, as_json):
+    n1, n2 = trio[0], trio[1]
     argv = command() + ["watch", "--ipc-address", n1.ipc_address,
                         "--ipc-port", str(n1.ipc_port)] + (["--json"] if as_json else [])
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -204,10 +197,10 @@ def test_watch_until_sigint(cluster, as_json):
         p.stderr.close()
 
 
-def test_watch_stops_quietly_when_its_reader_goes_away(cluster):
+def test_watch_stops_quietly_when_its_reader_goes_away(trio):
     """``confd-ha watch | head -1``: the next event hits a closed pipe -- exit 0, no
     traceback."""
-    n1 = cluster[0]
+    n1 = trio[0]
     p = subprocess.Popen(command() + ["watch", "--ipc-address", n1.ipc_address,
                                       "--ipc-port", str(n1.ipc_port)],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -1,49 +1,23 @@
-"""Every row of the transition table (ha-behaviour §4.2), with its reply, the events on the node
-and the effects on the other nodes; plus B-03 (phase 0, upgrade), B-11 (joins in progress) and
-B-02 (control socket vs. orders in progress). All through the real client on real sockets.
+"""Every order in every state (beprimary, besecondary, benone, berelay), with its reply, the
+events on the node and the effects on the other nodes, as ConfD 8.2.5 does them
+(docs/conformance.md, "Events", "Names", "Listing", "Relays"; the scenarios orders_*.py and
+joins.py), plus what only the emulator can provoke: bind failures (HA_BIND). All through the
+real client on real sockets. secondary_dead, status, the start phases, the upgrade flag and
+orders during a join are in test_emulator_orders.py.
 """
 
 from __future__ import annotations
 
 import socket
-import threading
 
 import pytest
 
 import confd_ha as ha
-from confd_ha import _io, _protocol, error
-from confd_ha.emulator import peer
-from emulator_helpers import HA_INFO, HA_INFO_SYNC, Cluster, wait_until
-
-NOPRIMARY, DIED, ARRIVED, INITIALIZED, IS_PRIMARY, IS_NONE, RESULT = range(1, 8)
-A = {n: (127, 0, 0, n) for n in range(1, 10)}
-
-
-@pytest.fixture
-def cluster():
-    c = Cluster()
-    yield c
-    c.close()
-
-
-def be_primary(node, name):
-    s = node.ctl()
-    ha.beprimary(s, name)
-    return s
-
-
-def be_secondary(node, me, primary, pid, wait=1):
-    """Join ``node`` to ``primary`` and wait until the primary lists it (B-26)."""
-    s = node.ctl()
-    ha.besecondary(s, me, pid, primary.ip, wait)
-    if wait:
-        # through the control interface: a status() over IPC would replace the control socket
-        wait_until(lambda: any(nid == me.encode() for nid, _ in primary.status()[1]))
-    return s
-
-
-def names(status):
-    return [(e["nodeid"], e["address"]) for e in status[1]]
+from confd_ha import error
+from emulator_helpers import (
+    A, ARRIVED, DIED, INITIALIZED, IS_NONE, IS_PRIMARY, NOPRIMARY, RESULT, be_primary,
+    be_secondary, names,
+)
 
 
 @pytest.fixture
@@ -127,23 +101,28 @@ def test_beprimary_on_primary_same_name_is_noop(cluster):
     e2.quiet(0.01)
 
 
-def test_beprimary_on_primary_new_name_renames(cluster):
+def test_beprimary_on_primary_new_name_keeps_the_old_name(cluster):
+    """docs/conformance.md "Names" (primary_beprimary_rename): ok, and nothing changes -- the
+    node keeps its first name (and its secondaries); a join naming the new one fails."""
     n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
     s1 = be_primary(n1, "n1")
     s2 = be_secondary(n2, "n2", n1, "n1")
-    e1, e2 = n1.events(), n2.events()
-    ha.beprimary(s1, "boss")  # B-06
+    e1, e2, e3 = n1.events(), n2.events(), n3.events()
+    ha.beprimary(s1, "boss")
     e1.quiet()
     e2.quiet(0.01)
-    assert n1.node_id == b"boss"
+    assert n1.node_id == b"n1"
     assert names(ha.status(s1)) == [("n2", "127.0.0.2")]   # secondaries kept
-    assert names(ha.status(s2)) == [("n1", "127.0.0.1")]   # still the name it was given
+    assert names(ha.status(s2)) == [("n1", "127.0.0.1")]
     s3 = n3.ctl()
     with pytest.raises(error.Error) as exc:
-        ha.besecondary(s3, "n3", "n1", n1.ip, 1)
+        ha.besecondary(s3, "n3", "boss", n1.ip, 1)
     assert exc.value.confd_errno == error.ERR_HA_BADNAME
-    ha.besecondary(s3, "n3", "boss", n1.ip, 1)
-    assert n1.commit([("set", "/y", "2")]).startswith("boss-")
+    assert e3.next() == (IS_NONE, 0)
+    ha.besecondary(s3, "n3", "n1", n1.ip, 1)
+    assert e3.next() == (INITIALIZED, 1)
+    assert e1.next() == (ARRIVED, (b"n3", A[3]))
+    assert n1.commit([("set", "/y", "2")]).startswith("n1-")   # the txid carries the old name
 
 
 def test_beprimary_on_relay(cluster):
@@ -153,14 +132,17 @@ def test_beprimary_on_relay(cluster):
     ha.berelay(s2)
     be_secondary(n3, "n3", n2, "n2")
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
-    ha.beprimary(s2, "n2")  # B-07
+    # docs/conformance.md "Relays" (relay_beprimary): the relay drops the nodes behind it;
+    # the primary reports both gone, the relay first.
+    ha.beprimary(s2, "n2")
     assert e2.next() == (IS_PRIMARY, 0)
-    assert e1.next() == (DIED, (b"n2", A[2]))
-    assert ha.status(s2) == (ha.STATE_PRIMARY, [{"nodeid": "n3", "address": "127.0.0.3"}])
-    e3.quiet()
-    assert names(n3.ha_status("tok")) == [("n2", "127.0.0.2")]
-    n2.commit([("set", "/from-n2", "v")])  # n3 is now its direct secondary: synchronous
-    assert n3.get("/from-n2") == "v"
+    assert e1.expect((DIED, (b"n2", A[2])), (DIED, (b"n3", A[3])))
+    assert e3.expect((NOPRIMARY, error.ERR_HA_CLOSED), (IS_NONE, 0))
+    assert ha.status(s2) == (ha.STATE_PRIMARY, [])
+    assert n1.ha_status("tok") == (ha.STATE_PRIMARY, [])
+    assert n3.ha_status("tok") == (ha.STATE_NONE, [])
+    n2.commit([("set", "/from-n2", "v")])  # not replicated: n3 is no longer attached
+    assert n3.get("/from-n2") is None
     e2.quiet(0.01)
 
 
@@ -174,10 +156,12 @@ def test_besecondary_from_none(cluster, wait):
     e1, e2 = n1.events(), n2.events()
     s2 = n2.ctl()
     ha.besecondary(s2, "n2", "n1", n1.ip, wait)
+    # docs/conformance.md "Events": copy=1 on every join, even between two fresh nodes; an
+    # asynchronous join reports BESECONDARY_RESULT 0 first.
     if wait:
-        assert e2.next() == (INITIALIZED, 0)  # two fresh nodes: no copy (B-14)
+        assert e2.next() == (INITIALIZED, 1)
     else:
-        assert e2.expect((INITIALIZED, 0), (RESULT, 0))  # B-15, B-26
+        assert e2.expect((RESULT, 0), (INITIALIZED, 1))
     assert e1.next() == (ARRIVED, (b"n2", A[2]))
     assert ha.status(s2) == (ha.STATE_SECONDARY, [{"nodeid": "n1", "address": "127.0.0.1"}])
     assert ha.status(n1.ctl())[1] == [{"nodeid": "n2", "address": "127.0.0.2"}]
@@ -196,6 +180,8 @@ def test_besecondary_failure_stays_none(cluster, wait):
     else:
         ha.besecondary(s2, "n2", "n1", n1.ip, 0)
         assert e2.next() == (RESULT, error.ERR_HA_CONNECT)
+    # docs/conformance.md "Events" (join_nothing_listens): a failed join ends with IS_NONE.
+    assert e2.next() == (IS_NONE, 0)
     assert ha.status(s2) == (ha.STATE_NONE, [])
     e2.quiet()
 
@@ -220,11 +206,14 @@ def test_besecondary_secondary_different_parameters(cluster):
     be_primary(n3, "n3")
     s2 = be_secondary(n2, "n2", n1, "n1")
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
-    ha.besecondary(s2, "n2", "n3", n3.ip, 1)  # B-08
-    assert e2.expect((IS_NONE, 0), (INITIALIZED, 0))
+    # docs/conformance.md "Events" (secondary_besecondary_other): only what the join gives,
+    # no IS_NONE for the implied step; the old primary sees it go.
+    ha.besecondary(s2, "n2", "n3", n3.ip, 1)
+    assert e2.next() == (INITIALIZED, 1)
     assert e1.next() == (DIED, (b"n2", A[2]))
     assert e3.next() == (ARRIVED, (b"n2", A[2]))
     assert names(ha.status(s2)) == [("n3", "127.0.0.3")]
+    e2.quiet()
 
 
 def test_besecondary_secondary_renamed_same_primary(cluster):
@@ -232,9 +221,13 @@ def test_besecondary_secondary_renamed_same_primary(cluster):
     be_primary(n1, "n1")
     s2 = be_secondary(n2, "n2", n1, "n1")
     e1, e2 = n1.events(), n2.events()
-    ha.besecondary(s2, "n2-new", "n1", n1.ip, 1)  # a different mynodeid is a different call
-    assert e2.expect((IS_NONE, 0), (INITIALIZED, 0))
+    # a different mynodeid is a different call: seen leaving and arriving
+    # (docs/conformance.md "Names", secondary_besecondary_rename)
+    ha.besecondary(s2, "n2-new", "n1", n1.ip, 1)
+    assert e2.next() == (INITIALIZED, 1)
     assert e1.expect((DIED, (b"n2", A[2])), (ARRIVED, (b"n2-new", A[2])))
+    assert n1.status() == (ha.STATE_PRIMARY, [(b"n2-new", A[2])])
+    e2.quiet()
 
 
 def test_besecondary_on_primary(cluster):
@@ -243,12 +236,14 @@ def test_besecondary_on_primary(cluster):
     be_primary(n3, "n3")
     be_secondary(n2, "n2", n1, "n1")
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
+    # docs/conformance.md "Events" (primary_besecondary): the primary's own events are only
+    # the join's; its secondaries lose their primary.
     ha.besecondary(s1, "n1", "n3", n3.ip, 0)
-    assert e1.expect((IS_NONE, 0), (INITIALIZED, 0), (RESULT, 0))
-    assert e2.next() == (NOPRIMARY, error.ERR_HA_CLOSED)
+    assert e1.expect((RESULT, 0), (INITIALIZED, 1))
+    assert e2.expect((NOPRIMARY, error.ERR_HA_CLOSED), (IS_NONE, 0))
     assert e3.next() == (ARRIVED, (b"n1", A[1]))
     assert n2.ha_status("tok") == (ha.STATE_NONE, [])
-    e1.quiet(0.01)
+    e1.quiet(0.05)
 
 
 def test_besecondary_on_primary_join_fails_leaves_none(cluster):
@@ -259,9 +254,11 @@ def test_besecondary_on_primary_join_fails_leaves_none(cluster):
     with pytest.raises(error.Error) as exc:
         ha.besecondary(s1, "n1", "nobody", "127.0.0.7", 1)
     assert exc.value.confd_errno == error.ERR_HA_CONNECT
-    assert e1.next() == (IS_NONE, 0)  # B-08: the benone step happened
-    assert e2.next() == (NOPRIMARY, error.ERR_HA_CLOSED)
+    # docs/conformance.md (primary_besecondary_fails): one IS_NONE, the failed join's
+    assert e1.next() == (IS_NONE, 0)
+    assert e2.expect((NOPRIMARY, error.ERR_HA_CLOSED), (IS_NONE, 0))
     assert ha.status(s1) == (ha.STATE_NONE, [])
+    e1.quiet(0.05)
 
 
 def test_besecondary_relay_same_parameters_stops_relaying(cluster):
@@ -271,9 +268,13 @@ def test_besecondary_relay_same_parameters_stops_relaying(cluster):
     ha.berelay(s2)
     be_secondary(n3, "n3", n2, "n2")
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
+    # docs/conformance.md "Relays" (relay_besecondary_same): a plain secondary again, the
+    # node behind it dropped and reported dead by the primary; nothing on the relay.
     ha.besecondary(s2, "n2", "n1", n1.ip, 1)
     assert ha.status(s2) == (ha.STATE_SECONDARY, [{"nodeid": "n1", "address": "127.0.0.1"}])
-    assert e3.next() == (NOPRIMARY, error.ERR_HA_CLOSED)
+    assert e3.expect((NOPRIMARY, error.ERR_HA_CLOSED), (IS_NONE, 0))
+    assert e1.next() == (DIED, (b"n3", A[3]))
+    assert n1.status() == (ha.STATE_PRIMARY, [(b"n2", A[2])])
     e2.quiet()
     e1.quiet(0.01)
     s3 = n3.ctl()
@@ -290,22 +291,27 @@ def test_besecondary_relay_different_parameters(cluster):
     ha.berelay(s2)
     be_secondary(n3, "n3", n2, "n2")
     e1, e2, e3, e4 = n1.events(), n2.events(), n3.events(), n4.events()
+    # docs/conformance.md "Events" (relay_besecondary_other)
     ha.besecondary(s2, "n2", "n4", n4.ip, 1)
-    assert e2.expect((IS_NONE, 0), (INITIALIZED, 0))
-    assert e1.next() == (DIED, (b"n2", A[2]))
-    assert e3.next() == (NOPRIMARY, error.ERR_HA_CLOSED)
+    assert e2.next() == (INITIALIZED, 1)
+    assert e1.expect((DIED, (b"n2", A[2])), (DIED, (b"n3", A[3])))
+    assert e3.expect((NOPRIMARY, error.ERR_HA_CLOSED), (IS_NONE, 0))
     assert e4.next() == (ARRIVED, (b"n2", A[2]))
+    e2.quiet(0.05)
     assert ha.status(s2) == (ha.STATE_SECONDARY, [{"nodeid": "n4", "address": "127.0.0.4"}])
 
 
 # ================================================================ benone
 
 
-def test_benone_on_none_is_noop(cluster):
+def test_benone_on_none_still_reports_is_none(cluster):
+    """docs/conformance.md "Events" (none_benone): IS_NONE every time, NONE included."""
     n1 = cluster.add("n1", 1)
     ev = n1.events()
     s = n1.ctl()
     ha.benone(s)
+    ha.benone(s)
+    assert ev.expect((IS_NONE, 0), (IS_NONE, 0))
     assert ha.status(s) == (ha.STATE_NONE, [])
     ev.quiet()
 
@@ -330,9 +336,9 @@ def test_benone_on_primary(cluster):
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
     ha.benone(s1)
     assert e1.next() == (IS_NONE, 0)
-    e1.quiet()  # B-21: no SECONDARY_DIED for the dropped secondaries
-    assert e2.next() == (NOPRIMARY, error.ERR_HA_CLOSED)
-    assert e3.next() == (NOPRIMARY, error.ERR_HA_CLOSED)
+    e1.quiet()  # docs/conformance.md (primary_benone): no SECONDARY_DIED for its secondaries
+    assert e2.expect((NOPRIMARY, error.ERR_HA_CLOSED), (IS_NONE, 0))
+    assert e3.expect((NOPRIMARY, error.ERR_HA_CLOSED), (IS_NONE, 0))
     assert ha.status(s1) == (ha.STATE_NONE, [])
     assert n2.ha_status() == (ha.STATE_NONE, [])
     s2 = n2.ctl()
@@ -350,9 +356,11 @@ def test_benone_on_relay(cluster):
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
     ha.benone(s2)
     assert e2.next() == (IS_NONE, 0)
-    assert e1.next() == (DIED, (b"n2", A[2]))
-    assert e3.next() == (NOPRIMARY, error.ERR_HA_CLOSED)
+    # docs/conformance.md "Relays" (relay_benone): the relay first, then the nodes behind it
+    assert e1.expect((DIED, (b"n2", A[2])), (DIED, (b"n3", A[3])))
+    assert e3.expect((NOPRIMARY, error.ERR_HA_CLOSED), (IS_NONE, 0))
     assert ha.status(s2) == (ha.STATE_NONE, [])
+    assert n1.status() == (ha.STATE_PRIMARY, [])
 
 
 # ================================================================ berelay
@@ -367,7 +375,7 @@ def test_berelay_on_secondary(cluster):
     e2.quiet()  # no "is relay" event exists
     e1.quiet(0.01)
     assert ha.status(s2) == (ha.STATE_SECONDARY_RELAY, [{"nodeid": "n1", "address": "127.0.0.1"}])
-    ha.berelay(s2)  # B-09: idempotent
+    ha.berelay(s2)  # idempotent (docs/conformance.md, secondary_berelay)
     assert ha.status(s2)[0] == ha.STATE_SECONDARY_RELAY
     e2.quiet(0.01)
 
@@ -392,236 +400,3 @@ def test_berelay_on_none_and_primary_refused(cluster):
         assert exc.value.confd_errno == error.ERR_BADSTATE
         ha.beprimary(s1, "n1")
     assert ha.status(s1)[0] == ha.STATE_PRIMARY
-
-
-# ================================================================ secondary_dead
-
-
-def test_secondary_dead_known(cluster):
-    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
-    s1 = be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
-    be_secondary(n3, "n3", n1, "n1")
-    e1, e2, e3 = n1.events(), n2.events(), n3.events()
-    ha.secondary_dead(s1, "n2")
-    assert e1.next() == (DIED, (b"n2", A[2]))
-    assert e2.next() == (NOPRIMARY, error.ERR_HA_CLOSED)
-    assert names(ha.status(s1)) == [("n3", "127.0.0.3")]
-    e3.quiet()
-
-
-def test_secondary_dead_unknown_or_not_primary_is_noop(cluster):
-    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
-    s1 = be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
-    ha.berelay(s2)
-    be_secondary(n3, "n3", n2, "n2")
-    e1, e2, e3 = n1.events(), n2.events(), n3.events()
-    ha.secondary_dead(s1, "ghost")
-    ha.secondary_dead(s1, ha.Value(5))  # exact term equality: not the binary "5"
-    ha.secondary_dead(s2, "n3")  # B-10: a relay naming its sub-secondary
-    s_none = cluster.add("n4", 4).ctl()
-    ha.secondary_dead(s_none, "n2")
-    for e in (e1, e2, e3):
-        e.quiet(0.1)
-    assert names(ha.status(s1)) == [("n2", "127.0.0.2")]
-    assert ha.status(s2)[0] == ha.STATE_SECONDARY_RELAY
-
-
-# ================================================================ status in every state
-
-
-def test_status_lists_per_state(cluster):
-    n1, n2, n3, n4 = (cluster.add("n%d" % i, i) for i in range(1, 5))
-    assert n1.ha_status("tok") == (ha.STATE_NONE, [])
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
-    be_secondary(n4, "n4", n1, "n1")
-    ha.berelay(s2)
-    be_secondary(n3, "n3", n2, "n2")
-    assert names(n1.ha_status("tok")) == [("n2", "127.0.0.2"), ("n4", "127.0.0.4")]
-    assert ha.status(s2)[0] == ha.STATE_SECONDARY_RELAY
-    assert names(ha.status(s2)) == [("n1", "127.0.0.1"), ("n3", "127.0.0.3")]
-    assert n3.ha_status("tok") == (ha.STATE_SECONDARY, [{"nodeid": "n2", "address": "127.0.0.2"}])
-    assert n1.status() == (3, [(b"n2", A[2]), (b"n4", A[4])])
-
-
-# ================================================================ B-03: phase 0, upgrade
-
-
-def test_start_phase_zero_refuses_everything_but_status(cluster):
-    n1 = cluster.add("n1", 1, start_phase=0)
-    ev = n1.events()
-    s = n1.ctl()
-    assert ha.status(s) == (ha.STATE_NONE, [])
-    for call in (lambda: ha.beprimary(s, "n1"), lambda: ha.benone(s), lambda: ha.berelay(s),
-                 lambda: ha.secondary_dead(s, "x"),
-                 lambda: ha.besecondary(s, "n1", "n2", "127.0.0.2", 1)):
-        with pytest.raises(error.Error) as exc:
-            call()
-        assert exc.value.confd_errno == error.ERR_BADSTATE
-    ha.besecondary(s, "n1", "n2", "127.0.0.2", 0)
-    assert ev.next() == (RESULT, error.ERR_BADSTATE)
-    with pytest.raises(ValueError):
-        n1.set_start_phase(2)  # one step at a time
-    n1.set_start_phase(1)
-    ha.beprimary(s, "n1")
-    assert ev.next() == (IS_PRIMARY, 0)
-    n1.set_start_phase(2)
-    with pytest.raises(ValueError):
-        n1.set_start_phase(1)
-    assert n1.start_phase == 2
-
-
-def test_upgrade_flag(cluster):
-    n1 = cluster.add("n1", 1)
-    ev = n1.events()
-    s = n1.ctl()
-    n1.set_upgrade(True)
-    with pytest.raises(error.Error) as exc:
-        ha.beprimary(s, "n1")
-    assert exc.value.confd_errno == error.ERR_HA_WITH_UPGRADE
-    with pytest.raises(error.Error) as exc:
-        ha.besecondary(s, "n1", "n2", "127.0.0.2", 1)
-    assert exc.value.confd_errno == error.ERR_HA_WITH_UPGRADE
-    ha.besecondary(s, "n1", "n2", "127.0.0.2", 0)
-    assert ev.next() == (RESULT, error.ERR_HA_WITH_UPGRADE)
-    ha.benone(s)  # not affected
-    n1.set_upgrade(False)
-    ha.beprimary(s, "n1")
-    assert ev.next() == (IS_PRIMARY, 0)
-
-
-def test_phase_zero_checked_before_upgrade(cluster):
-    n1 = cluster.add("n1", 1, start_phase=0)
-    n1.set_upgrade(True)
-    s = n1.ctl()
-    with pytest.raises(error.Error) as exc:
-        ha.beprimary(s, "n1")
-    assert exc.value.confd_errno == error.ERR_BADSTATE
-
-
-# ================================================================ B-11: a join in progress
-
-
-@pytest.fixture
-def mute_primary(cluster):
-    """A fake primary at 127.0.0.9 that accepts joins and never answers."""
-    srv = socket.create_server(("127.0.0.9", cluster.ha_port))
-    accepted = []
-
-    def loop():
-        while True:
-            try:
-                accepted.append(srv.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=loop, daemon=True).start()
-    yield "127.0.0.9"
-    srv.close()
-    for s in accepted:
-        s.close()
-
-
-@pytest.mark.parametrize("canceller", ["benone", "beprimary", "besecondary"])
-def test_pending_async_join_cancelled_by_later_order(cluster, mute_primary, canceller):
-    n1 = cluster.add("n1", 1, tick_timeout=5)
-    n2 = cluster.add("n2", 2)
-    be_primary(n2, "n2")
-    ev = n1.events()
-    s = n1.ctl()
-    ha.besecondary(s, "n1", "mute", mute_primary, 0)
-    wait_until(lambda: n1.joining)
-    assert ha.status(s) == (ha.STATE_NONE, [])  # B-11: NONE while joining
-    with pytest.raises(error.Error):
-        ha.berelay(s)  # BADSTATE, and it does not cancel the join
-    ha.secondary_dead(s, "x")  # does not cancel either
-    assert n1.joining
-    if canceller == "benone":
-        ha.benone(s)
-        assert ev.next() == (RESULT, error.ERR_HA_CLOSED)
-        assert ha.status(s) == (ha.STATE_NONE, [])
-    elif canceller == "beprimary":
-        ha.beprimary(s, "n1")
-        assert ev.expect((RESULT, error.ERR_HA_CLOSED), (IS_PRIMARY, 0))
-    else:
-        ha.besecondary(s, "n1", "n2", n2.ip, 1)
-        assert ev.expect((RESULT, error.ERR_HA_CLOSED), (INITIALIZED, 0))
-    assert not n1.joining
-    ev.quiet()
-
-
-def test_join_survives_control_socket_replacement(cluster, mute_primary):
-    n1 = cluster.add("n1", 1, tick_timeout=0.4)
-    ev = n1.events()
-    s = n1.ctl()
-    s.sendall(_protocol.encode_order(_protocol.BESECONDARY, b"n1", b"mute",
-                                     (_protocol.AF_INET, socket.inet_aton(mute_primary)), 1))
-    wait_until(lambda: n1.joining)
-    s_new = n1.ctl()  # B-02 / B-11: replacing the socket does not cancel the join
-    assert ha.status(s_new) == (ha.STATE_NONE, [])
-    assert n1.joining
-    # the attempt ends by its own deadline (3 × 0.4 s), reply discarded: the old socket is closed
-    with pytest.raises(ha.error.EOF):
-        _io.read_frame(s)
-    wait_until(lambda: not n1.joining, timeout=3)
-    assert "HA_CLOSED" in n1.decisions[-1]
-    ev.quiet(0.05)  # synchronous call: no BESECONDARY_RESULT
-
-
-def test_events_of_one_order_go_out_together_then_its_reply(cluster, mute_primary):
-    """B-05 / B-27: a beprimary that cancels an async join emits BESECONDARY_RESULT 26 and
-    IS_PRIMARY together and replies at once, so a single-threaded framework that acknowledges
-    HA_INFO_SYNC events only after the call returns does not deadlock. The engine waits for
-    both acknowledgements before its next work item."""
-    n1 = cluster.add("n1", 1, tick_timeout=5)
-    sync = n1.events(HA_INFO | HA_INFO_SYNC)
-    s = n1.ctl(timeout=1.0)
-    ha.besecondary(s, "n1", "mute", mute_primary, 0)
-    wait_until(lambda: n1.joining)
-    ha.beprimary(s, "n1")  # nothing acknowledged yet: the reply must not wait
-    assert sync.expect((RESULT, error.ERR_HA_CLOSED), (IS_PRIMARY, 0))
-    assert not n1.joining and n1.state == ha.STATE_PRIMARY
-    s.sendall(_protocol.BENONE_FRAME)  # the next work item waits for both acknowledgements
-    s.settimeout(0.2)
-    with pytest.raises(socket.timeout):
-        s.recv(1)
-    sync.ack()
-    with pytest.raises(socket.timeout):
-        s.recv(1)
-    sync.ack()
-    s.settimeout(2.0)
-    assert _protocol.decode(_io.read_frame(s)) == "ok"
-    assert sync.next() == (IS_NONE, 0)
-    sync.ack()
-    s.close()
-
-
-def _join_steps_crash(*args, **kwargs):
-    raise RuntimeError("injected fault in the join sequence")
-
-
-@pytest.mark.parametrize("wait", [1, 0])
-def test_join_task_that_fails_unexpectedly_ends_as_ha_closed(cluster, monkeypatch, caplog, wait):
-    """Fault injection: an unexpected exception inside a join is logged and ends the attempt
-    with HA_CLOSED (26) -- a reply for a synchronous call, BESECONDARY_RESULT otherwise."""
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    s1 = be_primary(n1, "n1")
-    ev = n2.events()
-    monkeypatch.setattr(peer, "_join_steps", _join_steps_crash)
-    s2 = n2.ctl(timeout=2.0)
-    if wait:
-        with pytest.raises(error.Error) as exc:
-            ha.besecondary(s2, "n2", "n1", n1.ip, 1)
-        assert exc.value.confd_errno == error.ERR_HA_CLOSED
-    else:
-        ha.besecondary(s2, "n2", "n1", n1.ip, 0)
-        assert ev.next(timeout=2.0) == (RESULT, error.ERR_HA_CLOSED)
-    assert not n2.joining and n2.state == ha.STATE_NONE
-    assert "injected fault" in caplog.text
-    monkeypatch.undo()
-    ha.besecondary(s2, "n2", "n1", n1.ip, 1)  # the node is fine afterwards
-    assert n2.state == ha.STATE_SECONDARY
-    s1.close()
-    s2.close()
