@@ -31,6 +31,7 @@ from confd_ha.emulator.process import EmulatorProcess
 
 IPC_PORT = 4565
 HA_PORT = 4569
+TOKEN = "tok"      # the HA token of every scenario's control sockets, unless it says otherwise
 
 
 @dataclass

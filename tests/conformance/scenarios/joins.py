@@ -130,3 +130,14 @@ def join_then_beprimary(w):
     w.beprimary("n2", "n2", timed=True)
     w.thaw("n1")
     statuses(w)
+
+
+@scenario(nodes=2, tick=4.0)
+def join_frozen_primary_long_tick(w):
+    """With a tick timeout of 4 s a join to a frozen primary gives up after 3 ticks (12 s),
+    not after 10 s."""
+    subscribe_all(w)
+    primary(w)
+    w.freeze("n1")
+    w.besecondary("n2", "n2", "n1", "n1", timed=True)
+    w.thaw("n1")
