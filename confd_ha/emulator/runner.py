@@ -156,6 +156,7 @@ class EmulatorThread:
             if thread.is_alive():  # pragma: no cover - a node stuck in non-async code
                 log.error("emulator loop thread did not stop; leaving it (daemon thread)")
             else:
+                _drain(loop)
                 loop.close()
         finally:
             cleanups, self._cleanups = self._cleanups, []
@@ -492,6 +493,21 @@ class SyncNode:
 
     def __repr__(self) -> str:
         return "<SyncNode %s %s:%s>" % (self.name, self.ipc_address, self.ipc_port)
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    """Run the stopped loop (from the stopping thread) until the tasks that began in its
+    last iterations are cancelled and their transports closed. Without this, a connection
+    accepted just as the loop stopped keeps its socket open until garbage collection."""
+    for _ in range(3):
+        tasks = asyncio.all_tasks(loop)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=1.0))
+        loop.run_until_complete(asyncio.sleep(0))   # callbacks that close sockets
+        if not asyncio.all_tasks(loop):
+            return
 
 
 def _client_socket(address: str, timeout: float) -> socket.socket:
