@@ -19,26 +19,22 @@ from __future__ import annotations
 
 import os
 import socket as _socket
+from typing import Optional as _Optional, overload as _overload
 
-from ._version import __version__
+from ._findcore import load as _load_core
+from ._version import __version__ as __version__
 
-try:
-    from ._core import ffi as _ffi, lib as _lib
-except ImportError as _exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "confd_ha's compiled core (confd_ha._core) is missing: reinstall with "
-        "'pip install .' (or 'python build_ffi.py' in a source tree)") from _exc
-
-_CORE_VERSION = _ffi.string(_lib.chd_version()).decode()
-if _CORE_VERSION != __version__:  # a stale _core left by an earlier editable install
-    raise ImportError(
-        "confd_ha's compiled core is version %s but the package is %s: rebuild it with "
-        "'pip install .' (editable installs: 'pip install -e .' again)" % (_CORE_VERSION, __version__))
+# The compiled core, checked to be of this version (a stale _core left by an earlier editable
+# install fails loudly); in a source tree without one, an installed copy's (_findcore.py).
+_ffi, _lib = _load_core(__path__, __version__)
+_CORE_VERSION: str = _ffi.string(_lib.chd_version()).decode()
 
 from . import _args, _handshake, _io, _protocol, error  # noqa: E402
-from ._args import node_term  # noqa: E402,F401 -- re-exported
+from ._args import NodeId as _NodeId, PathArg as _PathArg, Token as _Token  # noqa: E402
+from ._args import node_term as node_term  # noqa: E402 -- re-exported
 from .value import *  # noqa: E402,F401,F403 -- the C_* constants, as in _confd
-from .value import Value  # noqa: E402
+from ._protocol import Status as _Status  # noqa: E402
+from .value import Value as Value  # noqa: E402
 
 # ---------------------------------------------------------------- constants
 
@@ -76,10 +72,11 @@ def configure(*, proto_vsn: int | None = None, lib_vsn: int | None = None,
               access_version: int | None = None, max_reply: int | None = None) -> None:
     """Change client-wide settings.
 
-    ``proto_vsn``/``lib_vsn``: the pair sent in the hello (default 82 / 0x08020500, W-07);
-    ``LIB_PROTO_VSN``/``LIB_VSN`` follow. ``access_version``: 2 (SHA-256, default) or 1 (MD5,
-    for daemons older than NSO 5.4, W-11). ``max_reply``: largest reply frame accepted
-    (default 16 MiB, W-15).
+    ``proto_vsn``/``lib_vsn``: the pair sent in the hello (default 82 / 0x08020500, those of
+    ConfD 8.2.5); ``LIB_PROTO_VSN``/``LIB_VSN`` follow. ``access_version``: the IPC access
+    check's hash when an access file is configured, 2 (SHA-256, default) or 1 (MD5, for
+    daemons older than NSO 5.4). ``max_reply``: largest reply frame accepted (default 16 MiB;
+    a larger one fails with ``ERR_PROTOUSAGE`` before it is read, and the socket is closed).
     """
     global LIB_PROTO_VSN, LIB_VSN
     s = _handshake.SETTINGS
@@ -104,13 +101,16 @@ def configure(*, proto_vsn: int | None = None, lib_vsn: int | None = None,
 # ---------------------------------------------------------------- the API
 
 
-def connect(sock, token, ip=None, port=None, pstr=None, **options) -> None:
+def connect(sock: _socket.socket, token: _Token, ip: _Optional[str] = None,
+            port: _Optional[int] = None, pstr: _Optional[_PathArg] = None,
+            **options: int) -> None:
     """Connect ``sock`` to the daemon as its HA control socket and hand over ``token``.
 
     TCP sockets go to ``ip``:``port`` (IP literals of the socket's family; left out, the
     defaults ``ADDR``:``PORT``), AF_UNIX sockets to the path ``pstr``. A socket that is
     connected already is refused (``ERR_OS``, ``EISCONN``) and stays as it was. The daemon
-    keeps one HA control socket: this replaces the previous one and its token (B-02).
+    keeps one HA control socket: this replaces the previous one and its token (the node's
+    HA state does not change).
     Keyword ``options``: ``proto_vsn``, ``lib_vsn``, ``access_version`` for this connection
     only (see :func:`configure`).
     """
@@ -120,15 +120,15 @@ def connect(sock, token, ip=None, port=None, pstr=None, **options) -> None:
     _args.check_sock(sock)
     address = _handshake.target_address(sock, ip, port, pstr, ADDR, PORT)
     _handshake.open_connection(sock, _protocol.CT_HA, address, **options)
-    # W-16: the token's bytes as one raw frame, no NUL, no reply.
+    # The token's bytes as one raw frame, no NUL; the daemon does not reply.
     _io.send(sock, _protocol.frame(token_bytes))
 
 
-def _call(sock, request: bytes) -> None:
+def _call(sock: _socket.socket, request: bytes) -> None:
     _protocol.decode_reply(_io.call(sock, request, _handshake.SETTINGS.max_reply))
 
 
-def beprimary(sock, mynodeid) -> None:
+def beprimary(sock: _socket.socket, mynodeid: _NodeId) -> None:
     """Make the node primary (``bemaster`` in the old API) with node id ``mynodeid``."""
     _args.check_sock(sock)
     _call(sock, _protocol.encode_order(_protocol.BEPRIMARY, node_term(mynodeid, "mynodeid")))
@@ -137,8 +137,19 @@ def beprimary(sock, mynodeid) -> None:
 _MISSING = _args.MISSING
 
 
-def besecondary(sock, mynodeid, primary_id=_MISSING, primary_ip=_MISSING, waitreply=_MISSING,
-                *, masterid=_MISSING, masterip=_MISSING) -> None:
+@_overload
+def besecondary(sock: _socket.socket, mynodeid: _NodeId, primary_id: _NodeId, primary_ip: str,
+                waitreply: int) -> None: ...
+
+
+@_overload   # the old keywords
+def besecondary(sock: _socket.socket, mynodeid: _NodeId, *, masterid: _NodeId, masterip: str,
+                waitreply: int) -> None: ...
+
+
+def besecondary(sock: _socket.socket, mynodeid: _NodeId, primary_id: _NodeId = _MISSING,
+                primary_ip: str = _MISSING, waitreply: int = _MISSING, *,
+                masterid: _NodeId = _MISSING, masterip: str = _MISSING) -> None:
     """Make the node a secondary of ``primary_id`` at ``primary_ip`` (``beslave``).
 
     With ``waitreply`` true the call returns when the node has synced (or raises the join's
@@ -152,27 +163,29 @@ def besecondary(sock, mynodeid, primary_id=_MISSING, primary_ip=_MISSING, waitre
     if wait:
         _call(sock, request)
     else:
-        _io.send(sock, request)  # W-17: the daemon sends nothing back
+        _io.send(sock, request)  # without waitreply the daemon sends nothing back
 
 
-def benone(sock) -> None:
+def benone(sock: _socket.socket) -> None:
     """Make the node leave any HA role (state NONE)."""
     _call(_args.check_sock(sock), _protocol.BENONE_FRAME)
 
 
-def berelay(sock) -> None:
+def berelay(sock: _socket.socket) -> None:
     """Make a secondary a relay for other secondaries."""
     _call(_args.check_sock(sock), _protocol.BERELAY_FRAME)
 
 
-def secondary_dead(sock, nodeid) -> None:
+def secondary_dead(sock: _socket.socket, nodeid: _NodeId) -> None:
     """Tell a primary that the secondary ``nodeid`` is dead (``slave_dead``)."""
     _args.check_sock(sock)
     _call(sock, _protocol.encode_order(_protocol.SECONDARY_DEAD, node_term(nodeid, "nodeid")))
 
 
-def status(sock):
-    """``(state, [{'nodeid': str, 'address': str}, ...])`` of the node (W-23, W-25)."""
+def status(sock: _socket.socket) -> _Status:
+    """``(state, [{'nodeid': str, 'address': str}, ...])`` of the node: its ``STATE_*`` and,
+    on a primary or relay, its connected secondaries. Node ids are text; IPv4 addresses are
+    dotted quads, IPv6 addresses as ``inet_ntop`` writes them (README: Compatibility)."""
     if not isinstance(sock, _socket.socket):  # checked inline: status() is the hot path
         _args.check_sock(sock)
     return _protocol.decode_status(
@@ -183,4 +196,5 @@ bemaster = beprimary
 beslave = besecondary
 slave_dead = secondary_dead
 
-from . import events  # noqa: E402,F401 -- so that confd_ha.events works after "import confd_ha"
+# So that confd_ha.events works after "import confd_ha".
+from . import events as events  # noqa: E402

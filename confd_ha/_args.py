@@ -12,12 +12,25 @@ defaults, old keyword names -- README.md ("Compatibility") lists it.
 from __future__ import annotations
 
 import operator
+import os
 import socket
+from typing import Any, NoReturn, Optional, Tuple, Union
 
 from . import _protocol, error
-from .value import Value
+from ._terms import Term
+from .value import Value, ValueLike
 
-MISSING = object()        # an argument that was not given (None is a value for some)
+# An argument that was not given (None is a value for some). Typed Any so that it can be the
+# default of parameters of any type.
+MISSING: Any = object()
+
+# What the calls accept as a node id: str, bytes, confd_ha.Value or an object shaped like
+# Cisco's _confd.Value / _ncs.Value.
+NodeId = Union[str, bytes, bytearray, Value, ValueLike]
+# An HA token: str (sent as UTF-8) or bytes.
+Token = Union[str, bytes, bytearray]
+# An AF_UNIX path argument.
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 _INT_MAX = 2**31 - 1
 _LONG_MAX = 2**63 - 1
@@ -29,11 +42,11 @@ _NEEDS_DATA = (           # mask bits that need notifications_connect2() data, i
 )
 
 
-def type_name(obj) -> str:
+def type_name(obj: object) -> str:
     return "None" if obj is None else type(obj).__name__
 
 
-def check_sock(sock):
+def check_sock(sock: object) -> socket.socket:
     """The socket argument: a :class:`socket.socket` (``confd_ha`` does its I/O through the
     socket object). An object without ``fileno`` is refused as the original module does."""
     if isinstance(sock, socket.socket):
@@ -43,52 +56,51 @@ def check_sock(sock):
     raise TypeError("sock argument must be a socket")
 
 
-def text_arg(value, position: int):
+def text_arg(value: object, position: int) -> str:
     """A ``str`` argument (the original's ``s`` format)."""
     if not isinstance(value, str):
         raise TypeError("argument %d must be str, not %s" % (position, type_name(value)))
     return value
 
 
-def c_int(value) -> int:
+def c_int(value: Any) -> int:
     """An ``int`` argument as the original's ``i`` format takes it (a C int)."""
     try:
-        value = operator.index(value)
+        number: int = operator.index(value)
     except TypeError:
         raise TypeError("'%s' object cannot be interpreted as an integer"
                         % type(value).__name__) from None
-    if not -_LONG_MAX - 1 <= value <= _LONG_MAX:
+    if not -_LONG_MAX - 1 <= number <= _LONG_MAX:
         raise OverflowError("Python int too large to convert to C long")
-    if value > _INT_MAX:
+    if number > _INT_MAX:
         raise OverflowError("signed integer is greater than maximum")
-    if value < -_INT_MAX - 1:
+    if number < -_INT_MAX - 1:
         raise OverflowError("signed integer is less than minimum")
-    return value
+    return number
 
 
-def token_bytes(token) -> bytes:
+def token_bytes(token: object) -> bytes:
     """The bytes of an HA token (``str`` as UTF-8, or ``bytes``), W-16."""
     if isinstance(token, str):
         return token.encode("utf-8")
     if isinstance(token, (bytes, bytearray)):
         return bytes(token)
-    text_arg(token, 2)
+    raise TypeError("argument 2 must be str, not %s" % type_name(token))
 
 
-def address_args(ip, port, path):
+def address_args(ip: object, port: object, path: object
+                 ) -> Tuple[Optional[str], Optional[int], Any]:
     """The types of ``ip`` (argument 3), ``port`` (4) and the AF_UNIX path (5); None (not
     given) is kept for the defaults."""
-    if ip is not None:
-        text_arg(ip, 3)
-    if port is not None:
-        port = c_int(port)
+    ip_text = None if ip is None else text_arg(ip, 3)
+    port_number = None if port is None else c_int(port)
     if path is not None and not isinstance(path, (str, bytes)) and not hasattr(path,
                                                                             "__fspath__"):
         text_arg(path, 5)
-    return ip, port, path
+    return ip_text, port_number, path
 
 
-def node_term(obj, argname: str = "nodeid"):
+def node_term(obj: object, argname: str = "nodeid") -> Term:
     """The wire term of a node id: ``str`` (C_BUF of its UTF-8 bytes up to the first NUL),
     ``bytes`` (C_BUF), :class:`Value`, or any object shaped like Cisco's ``Value``
     (``confd_type()`` and ``as_pyval()``)."""
@@ -105,7 +117,7 @@ def node_term(obj, argname: str = "nodeid"):
     raise TypeError("%s argument must be a _confd.Value or a string" % argname)
 
 
-def primary_address(ip, argname: str):
+def primary_address(ip: str, argname: str) -> Tuple[int, bytes]:
     """``(AF, packed)`` of an IP literal; the Python API accepts nothing else (W-22)."""
     parsed = _protocol.parse_ip(ip)
     if parsed is None:
@@ -114,11 +126,13 @@ def primary_address(ip, argname: str):
     return parsed
 
 
-def _missing(name: str, position: int):
+def _missing(name: str, position: int) -> NoReturn:
     raise TypeError("function missing required argument '%s' (pos %d)" % (name, position))
 
 
-def besecondary_order(mynodeid, primary_id, primary_ip, waitreply, masterid, masterip):
+def besecondary_order(mynodeid: object, primary_id: object, primary_ip: object,
+                      waitreply: object, masterid: object, masterip: object
+                      ) -> Tuple[bytes, bool]:
     """``(frame, wait)`` for ``besecondary``: the framed order and whether a reply follows.
     The old keywords ``masterid``/``masterip`` stand for ``primary_id``/``primary_ip``;
     arguments not given are :data:`MISSING`."""
@@ -135,25 +149,25 @@ def besecondary_order(mynodeid, primary_id, primary_ip, waitreply, masterid, mas
                                             ("waitreply", waitreply)), 3):
         if val is MISSING:
             _missing(name, position)
-    text_arg(primary_ip, 4)
+    ip_text = text_arg(primary_ip, 4)
     wait = bool(c_int(waitreply))
     node, pnode = node_term(mynodeid, "mynodeid"), node_term(primary_id, pid_name)
     request = _protocol.encode_order(_protocol.BESECONDARY, node, pnode,
-                                     primary_address(primary_ip, ip_name), 1 if wait else 0)
+                                     primary_address(ip_text, ip_name), 1 if wait else 0)
     return request, wait
 
 
-def event_mask(mask) -> int:
+def event_mask(mask: Any) -> int:
     """A notification mask: an integer of the C library's 64 bits (negative values stand for
     their two's complement, as in C)."""
     try:
-        mask = operator.index(mask)
+        number: int = operator.index(mask)
     except TypeError:
         raise TypeError("'%s' object cannot be interpreted as an integer"
                         % type(mask).__name__) from None
-    if not _MASK_RANGE[0] <= mask < _MASK_RANGE[1]:
+    if not _MASK_RANGE[0] <= number < _MASK_RANGE[1]:
         raise OverflowError("int too big to convert")
-    return mask & (2**64 - 1)
+    return number & (2**64 - 1)
 
 
 def check_mask_data(mask: int) -> None:

@@ -20,9 +20,9 @@ import os
 import socket
 import weakref
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Tuple
+from typing import Any, Generator, Mapping, NamedTuple, Optional, Tuple, Union
 
-from . import _io, _protocol, error
+from . import _args, _io, _protocol, error
 
 log = logging.getLogger("confd_ha")
 
@@ -31,6 +31,9 @@ ACCESS_FILE_VARS = ("CONFD_IPC_ACCESS_FILE", "NCS_IPC_ACCESS_FILE")
 # Steps yielded by exchange().
 SEND = "send"
 RECV = "recv"
+# exchange()'s generator: yields (SEND, bytes) or (RECV, n), is sent None or the bytes read,
+# returns the daemon's reply.
+Flow = Generator[Tuple[str, Any], Any, _protocol.Hello]
 
 
 @dataclass
@@ -51,13 +54,13 @@ _daemon_info: "weakref.WeakKeyDictionary[socket.socket, _protocol.Hello]" = weak
 CONNECT_OPTIONS = frozenset(("proto_vsn", "lib_vsn", "access_version"))
 
 
-def daemon_info(sock):
+def daemon_info(sock: socket.socket) -> Optional[_protocol.Hello]:
     """The daemon's accepted hello reply on ``sock`` (status, protocol version, version,
     MAXDEPTH, MAXKEYLEN), or None if ``sock`` was not connected by this package."""
     return _daemon_info.get(sock)
 
 
-def read_access_secret():
+def read_access_secret() -> Optional[bytes]:
     """The IPC access secret from the environment (W-10), or None when no check is wanted."""
     for var in ACCESS_FILE_VARS:
         path = os.environ.get(var)
@@ -71,7 +74,7 @@ def read_access_secret():
     return None
 
 
-def _check_path(path, path_name: str):
+def _check_path(path: object, path_name: str) -> Union[str, bytes]:
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError("%s argument must be a string" % path_name)
     return os.fspath(path)
@@ -90,7 +93,9 @@ def _check_port(port: int, family_name: str) -> int:
     return port
 
 
-def target_address(sock, ip, port, path, default_addr: str, default_port: int):
+def target_address(sock: socket.socket, ip: Optional[str], port: Optional[int],
+                   path: Optional[_args.PathArg], default_addr: str,
+                   default_port: int) -> _io.Address:
     """Where to connect ``sock``: its AF_UNIX ``path`` or the ``(ip, port)`` of an IP
     literal of the socket's family (no name lookup, as the original). ``ip``/``port`` None
     take the package defaults. Argument types are checked before (``_args.address_args``)."""
@@ -111,7 +116,8 @@ def target_address(sock, ip, port, path, default_addr: str, default_port: int):
     return (ip, _check_port(port, family_name))
 
 
-def stream_address(ip, port, path, default_addr: str, default_port: int):
+def stream_address(ip: object, port: object, path: object, default_addr: str,
+                   default_port: int) -> _io.Address:
     """Where an asyncio client connects: the AF_UNIX ``path`` (a ``str``), else the TCP
     ``(ip, port)`` pair (an IP literal) with the package defaults filled in."""
     if path is not None:
@@ -129,7 +135,7 @@ def stream_address(ip, port, path, default_addr: str, default_port: int):
     return (ip, _check_port(port, "AF_INET"))
 
 
-def check_options(options) -> None:
+def check_options(options: Mapping[str, object]) -> None:
     """Refuse keyword options a connect function does not know (with the words of the
     original's argument parser)."""
     unknown = set(options) - CONNECT_OPTIONS
@@ -157,7 +163,8 @@ class Plan(NamedTuple):
             "<set>" if self.secret is not None else None, self.variant)
 
 
-def make_plan(ctype: int, *, proto_vsn=None, lib_vsn=None, access_version=None) -> Plan:
+def make_plan(ctype: int, *, proto_vsn: Optional[int] = None, lib_vsn: Optional[int] = None,
+              access_version: Optional[int] = None) -> Plan:
     variant = SETTINGS.access_version if access_version is None else access_version
     if variant not in (_protocol.ACCESS_V1, _protocol.ACCESS_V2):
         raise ValueError("access_version must be 1 or 2")
@@ -167,7 +174,7 @@ def make_plan(ctype: int, *, proto_vsn=None, lib_vsn=None, access_version=None) 
                 read_access_secret(), variant)
 
 
-def exchange(plan: Plan, proto_vsn: int, lib_vsn: int):
+def exchange(plan: Plan, proto_vsn: int, lib_vsn: int) -> Flow:
     """Hello, optional access check, reply -- as a generator of I/O steps.
 
     Yields ``(SEND, data)`` (send it, then resume with None) and ``(RECV, n)`` (resume with
@@ -232,14 +239,15 @@ def _accepted(reply: _protocol.Hello) -> None:
 # ---------------------------------------------------------------- drivers
 
 
-def run(sock, flow):
+def run(sock: socket.socket, flow: Flow) -> _protocol.Hello:
     """Drive a sans-I/O flow over a blocking socket; returns the flow's result."""
     data = None
     while True:
         try:
             kind, arg = flow.send(data)
         except StopIteration as stop:
-            return stop.value
+            result: _protocol.Hello = stop.value
+            return result
         if kind == SEND:
             _io.send(sock, arg)
             data = None
@@ -247,14 +255,15 @@ def run(sock, flow):
             data = _io.recv_exact(sock, arg)
 
 
-async def run_async(stream, flow):
+async def run_async(stream: _io.Stream, flow: Flow) -> _protocol.Hello:
     """Drive a sans-I/O flow over an :class:`_io.Stream`; returns the flow's result."""
     data = None
     while True:
         try:
             kind, arg = flow.send(data)
         except StopIteration as stop:
-            return stop.value
+            result: _protocol.Hello = stop.value
+            return result
         if kind == SEND:
             await stream.send(arg)
             data = None
@@ -265,8 +274,9 @@ async def run_async(stream, flow):
 # ---------------------------------------------------------------- blocking client
 
 
-def open_connection(sock, ctype: int, address, *, proto_vsn=None, lib_vsn=None,
-                    access_version=None) -> _protocol.Hello:
+def open_connection(sock: socket.socket, ctype: int, address: _io.Address, *,
+                    proto_vsn: Optional[int] = None, lib_vsn: Optional[int] = None,
+                    access_version: Optional[int] = None) -> _protocol.Hello:
     """Connect ``sock`` and run the handshake on it. A socket that is connected already
     fails with ``ERR_OS``/``EISCONN`` and stays as it was, as with the original.
 
@@ -293,8 +303,9 @@ def open_connection(sock, ctype: int, address, *, proto_vsn=None, lib_vsn=None,
 # ---------------------------------------------------------------- asyncio client
 
 
-async def open_stream(ctype: int, address, *, proto_vsn=None, lib_vsn=None,
-                      access_version=None):
+async def open_stream(ctype: int, address: _io.Address, *, proto_vsn: Optional[int] = None,
+                      lib_vsn: Optional[int] = None, access_version: Optional[int] = None
+                      ) -> Tuple[_io.Stream, _protocol.Hello]:
     """Open an :class:`_io.Stream` to ``address`` (``(ip, port)`` or an AF_UNIX path) and run
     the handshake on it; returns ``(stream, reply)``. On a version rejection it reconnects
     once with the daemon's pair (W-05) -- there is no caller-owned descriptor to keep."""

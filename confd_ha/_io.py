@@ -13,8 +13,12 @@ import errno
 import os
 import socket
 import weakref
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, Tuple, Union
 
 from . import _protocol, error
+
+if TYPE_CHECKING:  # asyncio is imported only when the asyncio client is used
+    import asyncio
 
 # A peer that is gone: on a write EPIPE (also for a socket that was never connected) or
 # ECONNRESET, on a read ECONNRESET (or 0 bytes) -- EOF, as libconfd reports it. Any other
@@ -23,6 +27,8 @@ from . import _protocol, error
 _WRITE_CLOSED = (errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED)
 _READ_CLOSED = (errno.ECONNRESET, errno.ECONNABORTED)
 CONNECT, READ, WRITE = "connect", "read", "write"
+# Where a client connects: an AF_UNIX path, or (host, port) for TCP.
+Address = Union[str, bytes, Tuple[str, int]]
 _TEXTS = {CONNECT: "Failed to connect to ConfD: %s",
           READ: "Failed to read %d bytes from ConfD: %s",
           WRITE: "Failed to write %d bytes to ConfD: %s"}
@@ -31,7 +37,7 @@ _TIMEOUT_TEXTS = {CONNECT: "timed out connecting to the daemon",
                   WRITE: "timed out sending to the daemon"}
 
 
-def _fail(exc: OSError, op: str, n: int = 0, note: str = ""):
+def _fail(exc: OSError, op: str, n: int = 0, note: str = "") -> NoReturn:
     """Raise the package's exception for an OSError during ``op`` (CONNECT, READ or WRITE
     of ``n`` bytes)."""
     if isinstance(exc, socket.timeout):
@@ -54,7 +60,7 @@ def _nodelay(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def connect(sock: socket.socket, address) -> None:
+def connect(sock: socket.socket, address: Address) -> None:
     """Connect ``sock`` (which this package then owns the options of: TCP_NODELAY is set).
     A socket that is connected already fails with EISCONN and is left as it is."""
     try:
@@ -118,7 +124,7 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
 class _Backlog:
     __slots__ = ("owed", "partial")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.owed = 0               # replies of timed-out requests still to be discarded
         self.partial = bytearray()  # bytes already read of the next frame on the wire
 
@@ -268,7 +274,7 @@ def replace_connection(sock: socket.socket, fresh: socket.socket) -> None:
     sock.settimeout(timeout)
 
 
-def open_like(sock: socket.socket, address) -> socket.socket:
+def open_like(sock: socket.socket, address: Address) -> socket.socket:
     """A new socket of the same family and type as ``sock``, connected to ``address``,
     with the same timeout."""
     fresh = socket.socket(sock.family, sock.type)
@@ -282,7 +288,7 @@ def open_like(sock: socket.socket, address) -> socket.socket:
     return fresh
 
 
-def peer_address(sock: socket.socket):
+def peer_address(sock: socket.socket) -> Any:
     try:
         return sock.getpeername()
     except OSError:
@@ -298,13 +304,15 @@ def peer_address(sock: socket.socket):
 # continues where it stopped.
 
 
-async def open_stream(address) -> "Stream":
+async def open_stream(address: Address) -> "Stream":
     """A :class:`Stream` connected to ``(host, port)`` or to an AF_UNIX path (``str``)."""
     import asyncio
 
     try:
         if isinstance(address, (str, bytes)):
-            reader, writer = await asyncio.open_unix_connection(address)
+            # A bytes path works too (it goes to socket.connect), whatever typeshed says.
+            reader, writer = await asyncio.open_unix_connection(
+                address)  # type: ignore[arg-type]
         else:
             reader, writer = await asyncio.open_connection(address[0], address[1])
     except OSError as exc:
@@ -315,11 +323,12 @@ async def open_stream(address) -> "Stream":
 class Stream:
     """An asyncio connection to the daemon (a StreamReader/StreamWriter pair)."""
 
-    def __init__(self, reader, writer):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.closed = False          # closed by this side
-        self._pending = None         # payload size of a frame whose header has been read
+        # payload size of a frame whose header has been read
+        self._pending: Optional[int] = None
         self._queued = 0             # bytes of the last write, for error texts
 
     def write(self, data: bytes) -> None:
@@ -369,7 +378,7 @@ class Stream:
         self._pending = None
         return payload
 
-    def peer_address(self):
+    def peer_address(self) -> Any:
         return self.writer.get_extra_info("peername")
 
     def close(self) -> None:

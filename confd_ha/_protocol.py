@@ -15,11 +15,12 @@ import logging
 import math
 import socket
 import threading
-from typing import NamedTuple
+from typing import (Any, Callable, Dict, List, NamedTuple, NoReturn, Optional, Tuple,
+                    Union)
 
 from . import error
 from ._core import ffi, lib
-from ._terms import Atom, SmallAtom
+from ._terms import Atom, SmallAtom, Term
 
 log = logging.getLogger("confd_ha")
 # ---------------------------------------------------------------- constants
@@ -48,7 +49,9 @@ ACCESS_OK = b"\x00"
 ACCESS_REJECTED = b"\x03"        # sent by ConfD 8.2.5 after a wrong answer (observed)
 ACCESS_V1 = 1
 ACCESS_V2 = 2
-_ACCESS = {ACCESS_V1: (16, hashlib.md5, FLAG_ACCESS_V1), ACCESS_V2: (32, hashlib.sha256, FLAG_ACCESS_V2)}
+# variant: (nonce size, hash, hello flags)
+_ACCESS: Dict[int, Tuple[int, Callable[[bytes], Any], int]] = {
+    ACCESS_V1: (16, hashlib.md5, FLAG_ACCESS_V1), ACCESS_V2: (32, hashlib.sha256, FLAG_ACCESS_V2)}
 
 BEPRIMARY = lib.CHD_ORDER_BEPRIMARY
 BESECONDARY = lib.CHD_ORDER_BESECONDARY
@@ -87,7 +90,7 @@ def parse_hello(data: bytes) -> Hello:
     return Hello(h.byte0, h.proto_vsn, h.vsn, h.maxdepth, h.maxkeylen)
 
 
-def access_variant(byte0: int):
+def access_variant(byte0: int) -> Optional[int]:
     """The access-check variant a client hello asks for: ACCESS_V1, ACCESS_V2, None (no
     check) or -1 for a combination no client sends (W-12)."""
     flags = byte0 & ~CT_MASK
@@ -105,7 +108,8 @@ def challenge_size(variant: int) -> int:
 
 def access_digest(variant: int, secret: bytes, nonce: bytes) -> bytes:
     """H(secret ‖ challenge) for the variant (W-14: the secret's raw bytes)."""
-    return _ACCESS[variant][1](secret + nonce).digest()
+    digest: bytes = _ACCESS[variant][1](secret + nonce).digest()
+    return digest
 
 
 def build_challenge(nonce: bytes) -> bytes:
@@ -114,7 +118,7 @@ def build_challenge(nonce: bytes) -> bytes:
     return ffi.buffer(out)[:]
 
 
-def challenge_nonce(variant: int, data: bytes):
+def challenge_nonce(variant: int, data: bytes) -> Optional[bytes]:
     """The nonce of a server challenge, or None when it is not a challenge (W-13)."""
     if lib.chd_challenge_parse(data, len(data), _ACCESS[variant][0]) != lib.CHD_OK:
         return None
@@ -155,7 +159,7 @@ def frame_size(header: bytes, limit: int = MAX_FRAME) -> int:
         error.raise_error(error.ERR_PROTOUSAGE,
                           "frame of %d bytes announced, above the limit of %d" % (size[0], limit))
     error.check(rc, "frame header")
-    return size[0]
+    return int(size[0])
 
 
 # ---------------------------------------------------------------- generic term codec
@@ -174,7 +178,8 @@ _MAX_MAG = 2**64 - 1
 _MAX_TERMS = 1 << 20  # nodes of one generically decoded message; bounds the allocation
 
 
-def _flatten(term, nodes: list, pool: bytearray) -> None:
+def _flatten(term: Term, nodes: List[Tuple[int, int, int, int, int, float]],
+             pool: bytearray) -> None:
     """Pre-order nodes (kind, neg, n, off, mag, f) for chd_encode; bytes go to pool."""
     stack = [term]
     while stack:
@@ -213,14 +218,14 @@ def _flatten(term, nodes: list, pool: bytearray) -> None:
             raise TypeError("cannot encode %s as an Erlang term" % type(t).__name__)
 
 
-def _flat(term):
-    nodes: list = []
+def _flat(term: Term) -> Tuple[Any, int, bytes]:
+    nodes: List[Tuple[int, int, int, int, int, float]] = []
     pool = bytearray()
     _flatten(term, nodes, pool)
     return ffi.new("chd_term[]", nodes), len(nodes), bytes(pool)
 
 
-def _encode(term, framed: int) -> bytes:
+def _encode(term: Term, framed: int) -> bytes:
     terms, n, pool = _flat(term)
     cap = 64 + 16 * n + len(pool)
     out = ffi.new("unsigned char[]", cap)
@@ -229,17 +234,17 @@ def _encode(term, framed: int) -> bytes:
     return ffi.buffer(out, outlen[0])[:]
 
 
-def encode(term) -> bytes:
+def encode(term: Term) -> bytes:
     """The canonical ETF payload of ``term`` (version byte included, no frame header)."""
     return _encode(term, 0)
 
 
-def encode_frame(term) -> bytes:
+def encode_frame(term: Term) -> bytes:
     """``encode(term)`` preceded by its 4-byte length."""
     return _encode(term, 1)
 
 
-def _build(terms, i: int, data: bytes):
+def _build(terms: Any, i: int, data: bytes) -> Tuple[Term, int]:
     """The Python term for the nodes starting at terms[i]; returns (term, next index)."""
     t = terms[i]
     k = t.kind
@@ -250,7 +255,7 @@ def _build(terms, i: int, data: bytes):
     if k == _K_ATOM:
         return Atom(data[t.off:t.off + t.n].decode("latin-1")), i + 1
     if k == _K_TUPLE or k == _K_LIST:
-        items = []
+        items: List[Term] = []
         i += 1
         for _ in range(t.n):
             item, i = _build(terms, i, data)
@@ -270,7 +275,7 @@ def _build(terms, i: int, data: bytes):
     return value, i + 1
 
 
-def decode(payload: bytes):
+def decode(payload: bytes) -> Term:
     """The term of a whole ETF payload; malformed input → ``Error(ERR_PROTOUSAGE)``."""
     payload = bytes(payload)
     count = ffi.new("size_t *")
@@ -293,7 +298,7 @@ def validate(payload: bytes) -> int:
     """The C core's verdict on a payload (CHD_OK or a negative status), without building it."""
     payload = bytes(payload)
     count = ffi.new("size_t *")
-    return lib.chd_decode(payload, len(payload), ffi.NULL, 0, count)
+    return int(lib.chd_decode(payload, len(payload), ffi.NULL, 0, count))
 
 
 # ---------------------------------------------------------------- HA orders (client side)
@@ -303,7 +308,7 @@ AF_INET = lib.CHD_AF_INET
 AF_INET6 = lib.CHD_AF_INET6
 
 
-def parse_ip(text: str):
+def parse_ip(text: str) -> Optional[Tuple[int, bytes]]:
     """(AF_INET | AF_INET6, packed bytes) of an IP literal, IPv4 tried first; None if not."""
     for fam, af in ((socket.AF_INET, AF_INET), (socket.AF_INET6, AF_INET6)):
         try:
@@ -313,10 +318,11 @@ def parse_ip(text: str):
     return None
 
 
-def encode_order(order: int, node=None, pnode=None, addr=None, waitreply: int = 1) -> bytes:
+def encode_order(order: int, node: Term = None, pnode: Term = None,
+                 addr: Optional[Tuple[int, bytes]] = None, waitreply: int = 1) -> bytes:
     """One framed HA order. ``node``/``pnode`` are node-id terms; ``addr`` is
     ``(AF_INET | AF_INET6, packed)`` or ``(AF_STRING, bytes)``."""
-    nodes: list = []
+    nodes: List[Tuple[int, int, int, int, int, float]] = []
     pool = bytearray()
     node_n = pnode_n = 0
     if node is not None:
@@ -334,13 +340,13 @@ def encode_order(order: int, node=None, pnode=None, addr=None, waitreply: int = 
             pool += raw
         else:
             a = ffi.new("chd_addr *", {"af": af, "ip": list(raw)})
-    pool = bytes(pool)
-    cap = 64 + 16 * len(nodes) + len(pool)
+    data = bytes(pool)
+    cap = 64 + 16 * len(nodes) + len(data)
     out = ffi.new("unsigned char[]", cap)
     outlen = ffi.new("size_t *")
     rc = lib.chd_order_encode(order, terms, node_n,
                               terms + node_n if pnode is not None else ffi.NULL, pnode_n,
-                              a, waitreply, pool, len(pool), out, cap, outlen)
+                              a, waitreply, data, len(data), out, cap, outlen)
     error.check(rc, "order")
     return ffi.buffer(out, outlen[0])[:]
 
@@ -392,7 +398,7 @@ def decode_reply(payload: bytes) -> None:
 class _StatusOut:
     """Per-thread output buffers of chd_status_decode, reused across calls."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.state = ffi.new("int64_t *")
         self.sizes = ffi.new("size_t[2]")
         self.count = self.sizes + 1
@@ -411,10 +417,13 @@ _status_decode = lib.chd_status_decode
 # ``kept`` is first the list of text fields (cheap to keep); on the first repeat it becomes a
 # tuple of private node dicts whose copies answer later repeats. Larger replies are not kept.
 _STATUS_KEEP_MAX = 64 * 1024
-_status_last = (None, 0, None)
+_status_last: Tuple[Optional[bytes], int, Any] = (None, 0, None)
+
+# What status() returns: (state, [{'nodeid': str, 'address': str}, ...]).
+Status = Tuple[int, List[Dict[str, str]]]
 
 
-def _status_fields(payload: bytes):
+def _status_fields(payload: bytes) -> Tuple[int, Optional[List[str]]]:
     """(state, text fields) by the C decoder; fields is None when the generic path is needed."""
     try:
         out = _tls.status
@@ -427,12 +436,13 @@ def _status_fields(payload: bytes):
         error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
     if out.flags[0]:
         return 0, None
+    state: int = out.state[0]
     if not out.count[0]:
-        return out.state[0], []
-    return out.state[0], out.buf[:out.sizes[0] - 1].decode("utf-8", "replace").split("\x00")
+        return state, []
+    return state, out.buf[:out.sizes[0] - 1].decode("utf-8", "replace").split("\x00")
 
 
-def decode_status(payload: bytes):
+def decode_status(payload: bytes) -> Status:
     """The getstatus reply as ``(state, [{'nodeid': str, 'address': str}, ...])``.
 
     The caller owns the returned list and dicts (they are never shared between calls).
@@ -460,7 +470,7 @@ def decode_status(payload: bytes):
     return state, [{"nodeid": n, "address": a} for n, a in zip(it, it)]
 
 
-def _decode_status_generic(payload: bytes):
+def _decode_status_generic(payload: bytes) -> Status:
     """Status replies with non-binary node ids or list addresses (rare; W-22, W-25)."""
     from .value import Value
 
@@ -468,7 +478,7 @@ def _decode_status_generic(payload: bytes):
     if not (isinstance(term, tuple) and len(term) == 2 and _is_int(term[0])
             and isinstance(term[1], list)):
         error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
-    result = []
+    result: List[Dict[str, str]] = []
     for entry in term[1]:
         if not (isinstance(entry, tuple) and len(entry) == 2):
             error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon")
@@ -484,7 +494,7 @@ def _decode_status_generic(payload: bytes):
     return term[0], result
 
 
-def _node_id_term(nodeid):
+def _node_id_term(nodeid: Term) -> Term:
     """A node id as received: an atom stands for the binary of its name (as libconfd
     reads it)."""
     if isinstance(nodeid, Atom):
@@ -492,13 +502,13 @@ def _node_id_term(nodeid):
     return nodeid
 
 
-def address_text(addr) -> str:
+def address_text(addr: Term) -> str:
     """Text of an address term (W-22, W-23); anything else → ``ERR_PROTOUSAGE``."""
     kind, text = address_parts(addr)
     return text
 
 
-def address_parts(addr):
+def address_parts(addr: Term) -> Tuple[int, str]:
     """(AF_INET | AF_INET6 | AF_STRING, text) of an address term."""
     if isinstance(addr, tuple) and len(addr) == 4 and all(
             isinstance(x, int) and 0 <= x <= 255 for x in addr):
@@ -521,7 +531,7 @@ def ipv6_text(packed: bytes) -> str:
     return ffi.buffer(out, n[0])[:].decode("ascii")
 
 
-def address_term(text: str):
+def address_term(text: str) -> Tuple[int, ...]:
     """The address term for an IP literal (4-tuple or 8-tuple), as the emulator sends it."""
     parsed = parse_ip(text)
     if parsed is None:
@@ -539,9 +549,9 @@ class Order(NamedTuple):
     """A decoded HA order, as the emulator receives it."""
 
     code: int
-    node: object = None       # node-id term (beprimary, besecondary, secondary_dead)
-    pnode: object = None      # primary node-id term (besecondary)
-    addr: object = None       # primary address term (besecondary)
+    node: Term = None         # node-id term (beprimary, besecondary, secondary_dead)
+    pnode: Term = None        # primary node-id term (besecondary)
+    addr: Term = None         # primary address term (besecondary)
     waitreply: bool = True    # besecondary only
 
 
@@ -550,7 +560,7 @@ class BadOrder(Exception):
     answered with ``{error, 21}``: False for a besecondary whose WaitReply is 0/false, which
     never gets a reply (W-17) and is reported as BESECONDARY_RESULT 21 instead (B-15)."""
 
-    def __init__(self, message: str, reply: bool = True):
+    def __init__(self, message: str, reply: bool = True) -> None:
         super().__init__(message)
         self.reply = reply
 
@@ -559,7 +569,7 @@ _TRUE = Atom("true")
 _FALSE = Atom("false")
 
 
-def _waitreply(wait):
+def _waitreply(wait: Term) -> Optional[bool]:
     """True/False for a valid WaitReply (the integer 1/0 or the atom true/false, W-17),
     None for anything else (a float, another integer, any other term: W-21)."""
     if type(wait) is int:
@@ -594,11 +604,11 @@ def decode_order(payload: bytes) -> Order:
     raise BadOrder("unknown order %r/%d" % (code, n))
 
 
-def _is_int(x) -> bool:
+def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _is_address(addr) -> bool:
+def _is_address(addr: Term) -> bool:
     try:
         address_parts(addr)
     except error.Error:
@@ -614,7 +624,7 @@ def encode_error(code: int) -> bytes:
     return encode_frame((Atom("error"), code))
 
 
-def encode_status(state: int, nodes) -> bytes:
+def encode_status(state: int, nodes: Any) -> bytes:
     """The framed status reply; ``nodes`` holds (node-id term, address term) pairs."""
     return encode_frame((state, [(nid, addr) for nid, addr in nodes]))
 
@@ -636,11 +646,12 @@ def decode_subscription(payload: bytes) -> int:
     """The mask of a 4- or 5-tuple subscription term (W-30); other shapes → BadOrder."""
     term = decode(payload)
     if isinstance(term, tuple) and len(term) in (4, 5) and _is_int(term[0]) and term[0] >= 0:
-        return term[0]
+        mask: int = term[0]
+        return mask
     raise BadOrder("not a subscription term")
 
 
-def encode_event(ha_type: int, data) -> bytes:
+def encode_event(ha_type: int, data: Term) -> bytes:
     """The framed HA event ``{64, {Type, Data}}``."""
     return encode_frame((NOTIF_HA_INFO, (ha_type, data)))
 
@@ -661,7 +672,7 @@ _HA_NODE_DATA = (HA_INFO_SECONDARY_DIED, HA_INFO_SECONDARY_ARRIVED)
 class HaNode(NamedTuple):
     """The node of a SECONDARY_DIED / SECONDARY_ARRIVED event."""
 
-    nodeid: object            # confd_ha.Value of the node-id term (W-25)
+    nodeid: Any               # confd_ha.Value of the node-id term (W-25)
     af: int                   # AF_INET | AF_INET6 | AF_STRING (this module's values)
     address: str              # dotted quad, compressed IPv6 text, or the string (W-22)
 
@@ -672,11 +683,11 @@ class Notification(NamedTuple):
     ``int`` (types 1, 4, 7), a :class:`HaNode` (2, 3) or None (5, 6 and unknown types)."""
 
     kind: int
-    ha_type: object = None
-    data: object = None
+    ha_type: Optional[int] = None
+    data: Union[int, HaNode, None] = None
 
 
-def _bad_notification(what: str):
+def _bad_notification(what: str) -> NoReturn:
     error.raise_error(error.ERR_PROTOUSAGE, "unexpected notification from daemon: %s" % what)
 
 
@@ -716,7 +727,7 @@ def decode_notification(payload: bytes) -> Notification:
     return Notification(NOTIF_HA_INFO, ha_type)
 
 
-def _ha_node(nodeid, addr) -> HaNode:
+def _ha_node(nodeid: Term, addr: Term) -> HaNode:
     from .value import Value
 
     try:

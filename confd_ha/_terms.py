@@ -20,7 +20,14 @@ become binaries; a plain ``str`` is refused because it is ambiguous (atom or bin
 
 from __future__ import annotations
 
-__all__ = ["Atom", "SmallAtom", "OK", "ERROR", "TRUE", "FALSE", "UNDEFINED"]
+from typing import Any
+
+__all__ = ["Atom", "SmallAtom", "OK", "ERROR", "TRUE", "FALSE", "UNDEFINED", "Term"]
+
+# The type of an Erlang term in annotations: one of the Python types of the table above
+# (nested tuples and lists of them). A recursive union would make every use a chain of
+# isinstance checks that the decoders already do, so annotations say Any.
+Term = Any
 
 
 class Atom(str):

@@ -28,29 +28,33 @@ from __future__ import annotations
 
 import asyncio
 import errno
+from typing import Any, Awaitable, Dict, Mapping, Optional, Tuple, TypeVar, overload
 
-from . import _args, _handshake, _protocol, error
+from . import _args, _handshake, _io, _protocol, error
 from .events import notification_dict
 
 __all__ = ["connect", "notifications_connect", "Connection", "EventStream"]
 
+_T = TypeVar("_T")
 
-def _address(ip, port, path):
+
+def _address(ip: object, port: object, path: object) -> _io.Address:
     import confd_ha
 
     return _handshake.stream_address(ip, port, path, confd_ha.ADDR, confd_ha.PORT)
 
 
-def _check_timeout(timeout):
+def _check_timeout(timeout: object) -> Optional[float]:
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise TypeError("timeout argument must be a number or None")
         if not timeout > 0:
             raise ValueError("timeout must be positive")
-    return timeout
+        return timeout
+    return None
 
 
-async def _bounded(coro, timeout):
+async def _bounded(coro: Awaitable[_T], timeout: Optional[float]) -> _T:
     """Await ``coro``, raising :class:`confd_ha.error.Timeout` after ``timeout`` seconds."""
     if timeout is None:
         return await coro
@@ -62,7 +66,8 @@ async def _bounded(coro, timeout):
     error.raise_error(error.ERR_OS, "timed out waiting for the daemon", errno.ETIMEDOUT)
 
 
-async def _open(ctype, address, timeout, options):
+async def _open(ctype: int, address: _io.Address, timeout: Optional[float],
+                options: Mapping[str, Any]) -> Tuple[_io.Stream, _protocol.Hello]:
     _handshake.check_options(options)
     return await _bounded(_handshake.open_stream(ctype, address, **options), timeout)
 
@@ -70,8 +75,9 @@ async def _open(ctype, address, timeout, options):
 # ---------------------------------------------------------------- HA control
 
 
-async def connect(token, ip=None, port=None, path=None, *, timeout=None,
-                  **options) -> "Connection":
+async def connect(token: _args.Token, ip: Optional[str] = None, port: Optional[int] = None,
+                  path: Optional[_args.PathArg] = None, *, timeout: Optional[float] = None,
+                  **options: int) -> "Connection":
     """Open the daemon's HA control connection and hand over ``token``.
 
     TCP to ``ip``:``port`` (defaults ``confd_ha.ADDR``:``confd_ha.PORT``), or AF_UNIX to
@@ -84,7 +90,7 @@ async def connect(token, ip=None, port=None, path=None, *, timeout=None,
     address = _address(ip, port, path)
     stream, reply = await _open(_protocol.CT_HA, address, timeout, options)
     try:
-        # W-16: the token's bytes as one raw frame, no NUL, no reply.
+        # The token's bytes as one raw frame, no NUL; the daemon does not reply.
         await _bounded(stream.send(_protocol.frame(token)), timeout)
     except BaseException:
         stream.close()
@@ -95,11 +101,12 @@ async def connect(token, ip=None, port=None, path=None, *, timeout=None,
 class Connection:
     """An HA control connection (from :func:`connect`); an async context manager."""
 
-    def __init__(self, stream, reply, timeout=None):
+    def __init__(self, stream: _io.Stream, reply: _protocol.Hello,
+                 timeout: Optional[float] = None) -> None:
         self._stream = stream
         self._lock = asyncio.Lock()
         self._owed = 0               # replies of cancelled calls still to be read
-        self.daemon_info = reply     # the daemon's accepted hello reply (W-05)
+        self.daemon_info = reply     # the daemon's accepted hello reply (as daemon_info())
         self.timeout = timeout
 
     def __repr__(self) -> str:
@@ -124,20 +131,29 @@ class Connection:
             return payload
 
     async def _send(self, request: bytes) -> None:
-        async def send():
+        async def send() -> None:
             async with self._lock:
                 await self._stream.send(request)
         await _bounded(send(), self.timeout)
 
-    async def beprimary(self, mynodeid) -> None:
+    async def beprimary(self, mynodeid: _args.NodeId) -> None:
         """Make the node primary (``bemaster``) with node id ``mynodeid``."""
         request = _protocol.encode_order(_protocol.BEPRIMARY,
                                          _args.node_term(mynodeid, "mynodeid"))
         _protocol.decode_reply(await self._call(request))
 
-    async def besecondary(self, mynodeid, primary_id=_args.MISSING, primary_ip=_args.MISSING,
-                          waitreply=_args.MISSING, *, masterid=_args.MISSING,
-                          masterip=_args.MISSING) -> None:
+    @overload
+    async def besecondary(self, mynodeid: _args.NodeId, primary_id: _args.NodeId,
+                          primary_ip: str, waitreply: int) -> None: ...
+
+    @overload   # the old keywords
+    async def besecondary(self, mynodeid: _args.NodeId, *, masterid: _args.NodeId,
+                          masterip: str, waitreply: int) -> None: ...
+
+    async def besecondary(self, mynodeid: _args.NodeId, primary_id: _args.NodeId = _args.MISSING,
+                          primary_ip: str = _args.MISSING, waitreply: int = _args.MISSING, *,
+                          masterid: _args.NodeId = _args.MISSING,
+                          masterip: str = _args.MISSING) -> None:
         """Make the node a secondary of ``primary_id`` at ``primary_ip`` (``beslave``); with
         ``waitreply`` false only the order is sent and the outcome arrives as
         ``HA_INFO_BESECONDARY_RESULT`` on an event stream."""
@@ -146,7 +162,7 @@ class Connection:
         if wait:
             _protocol.decode_reply(await self._call(request))
         else:
-            await self._send(request)   # W-17: the daemon sends nothing back
+            await self._send(request)   # without waitreply the daemon sends nothing back
 
     async def benone(self) -> None:
         """Make the node leave any HA role (state NONE)."""
@@ -156,13 +172,13 @@ class Connection:
         """Make a secondary a relay for other secondaries."""
         _protocol.decode_reply(await self._call(_protocol.BERELAY_FRAME))
 
-    async def secondary_dead(self, nodeid) -> None:
+    async def secondary_dead(self, nodeid: _args.NodeId) -> None:
         """Tell a primary that the secondary ``nodeid`` is dead (``slave_dead``)."""
         request = _protocol.encode_order(_protocol.SECONDARY_DEAD,
                                          _args.node_term(nodeid, "nodeid"))
         _protocol.decode_reply(await self._call(request))
 
-    async def status(self):
+    async def status(self) -> _protocol.Status:
         """``(state, [{'nodeid': str, 'address': str}, ...])`` of the node."""
         return _protocol.decode_status(await self._call(_protocol.GETSTATUS_FRAME))
 
@@ -171,22 +187,24 @@ class Connection:
     slave_dead = secondary_dead
 
     async def close(self) -> None:
-        """Close the connection (the node keeps its role, B-02)."""
+        """Close the connection (the node keeps its HA role)."""
         self._stream.close()
         await self._stream.wait_closed()
 
     async def __aenter__(self) -> "Connection":
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
 
 # ---------------------------------------------------------------- events
 
 
-async def notifications_connect(mask, ip=None, port=None, path=None, *, timeout=None,
-                                **options) -> "EventStream":
+async def notifications_connect(mask: int, ip: Optional[str] = None, port: Optional[int] = None,
+                                path: Optional[_args.PathArg] = None, *,
+                                timeout: Optional[float] = None,
+                                **options: int) -> "EventStream":
     """Open an event-notification connection subscribed to ``mask`` (see
     :func:`confd_ha.events.notifications_connect`). ``timeout`` bounds the connect, each
     :meth:`EventStream.sync` and each :meth:`EventStream.read` (seconds)."""
@@ -196,7 +214,7 @@ async def notifications_connect(mask, ip=None, port=None, path=None, *, timeout=
     _args.check_mask_data(mask)
     stream, reply = await _open(_protocol.CT_EVENT, address, timeout, options)
     try:
-        async def subscribe():
+        async def subscribe() -> bytes:
             await stream.send(_protocol.encode_subscription(mask))
             return await stream.read_frame(_handshake.SETTINGS.max_reply)
         _protocol.decode_subscription_reply(await _bounded(subscribe(), timeout))
@@ -214,7 +232,8 @@ class EventStream:
     daemon closes raises :class:`confd_ha.error.EOF`, as a blocking read would.
     """
 
-    def __init__(self, stream, reply, timeout=None):
+    def __init__(self, stream: _io.Stream, reply: _protocol.Hello,
+                 timeout: Optional[float] = None) -> None:
         self._stream = stream
         self._lock = asyncio.Lock()
         self.daemon_info = reply
@@ -224,9 +243,9 @@ class EventStream:
         state = "closed" if self._stream.closed else "open"
         return "<confd_ha.aio.EventStream %s to %r>" % (state, self._stream.peer_address())
 
-    async def read(self) -> dict:
+    async def read(self) -> Dict[str, Any]:
         """The next notification (see :func:`confd_ha.events.read_notification`)."""
-        async def read():
+        async def read() -> bytes:
             async with self._lock:
                 return await self._stream.read_frame(_handshake.SETTINGS.max_reply)
         payload = await _bounded(read(), self.timeout)
@@ -239,7 +258,7 @@ class EventStream:
     def __aiter__(self) -> "EventStream":
         return self
 
-    async def __anext__(self) -> dict:
+    async def __anext__(self) -> Dict[str, Any]:
         if self._stream.closed:
             raise StopAsyncIteration
         try:
@@ -250,13 +269,13 @@ class EventStream:
             raise
 
     async def close(self) -> None:
-        """Close the connection (a sync subscriber's pending events count as acknowledged,
-        W-32)."""
+        """Close the connection (on an ``NOTIF_HA_INFO_SYNC`` subscription this releases the
+        daemon from waiting for the acknowledgements still owed)."""
         self._stream.close()
         await self._stream.wait_closed()
 
     async def __aenter__(self) -> "EventStream":
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()

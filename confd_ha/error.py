@@ -10,8 +10,9 @@ details. Every failure of this package is raised through :func:`raise_error` or
 from __future__ import annotations
 
 import errno as _errno
+from typing import Dict, NoReturn, Optional, Tuple, Type
 
-# ---------------------------------------------------------------- codes (wire-protocol §9.1)
+# ---------------------------------------------------------------- codes (libconfd's numbers)
 #
 # The texts are libconfd's confd_strerror() of ConfD 8.2.5, as Cisco's _confd module returns
 # them (observed; tests/differential records them): a drop-in must give the same str(e).
@@ -20,87 +21,157 @@ import errno as _errno
 
 UNKNOWN_TEXT = "Unknown error"
 
-_CODES = (
-    (1, "NOEXISTS", "item does not exist"),
-    (2, "ALREADY_EXISTS", "item already exists"),
-    (3, "ACCESS_DENIED", "access denied"),
-    (4, "NOT_WRITABLE", "item is not writable"),
-    (5, "BADTYPE", "item has a bad/wrong type"),
-    (6, "NOTCREATABLE", "item is not creatable"),
-    (7, "NOTDELETABLE", "item is not deletable"),
-    (8, "BADPATH", "badly formatted or nonexistent path"),
-    (9, "NOSTACK", "cannot pop an empty stack"),
-    (10, "LOCKED", "locked"),
-    (11, "INUSE", "in use"),
-    (12, "NOTSET", "notset"),
-    (13, "NON_UNIQUE", "non unique"),
-    (14, "BAD_KEYREF", "bad keyref"),
-    (15, "TOO_FEW_ELEMS", "too few elems"),
-    (16, "TOO_MANY_ELEMS", "too many elems"),
-    (17, "BADSTATE", "operation in wrong state"),
-    (18, "INTERNAL", "internal error"),
-    (19, "EXTERNAL", "external error"),
-    (20, "MALLOC", "Failed to allocate"),
-    (21, "PROTOUSAGE", "Bad protocol usage or unexpected retval"),
-    (22, "NOSESSION", "A session must be established prior to this command"),
-    (23, "TOOMANYTRANS", "Too many transactions"),
-    (24, "OS", "system call failed"),
-    (25, "HA_CONNECT", "Failed to connect to remote HA node"),
-    (26, "HA_CLOSED", "Remote HA node closed socket to us"),
-    (27, "HA_BADFXS", "Remote HA node has incompatible config to us"),
-    (28, "HA_BADTOKEN", "Remote HA node has bad credentials"),
-    (29, "HA_BADNAME", "remote HA node has other/wrong name"),
-    (30, "HA_BIND", "failed to bind HA socket"),
-    (31, "HA_NOTICK", "Remote HA node doesn't send us any ticks"),
-    (32, "VALIDATION_WARNING", "Validation warnings"),
-    (33, "SUBAGENT_DOWN", "Subagent down"),
-    (34, "LIB_NOT_INITIALIZED", "Library not initialized"),
-    (35, "TOO_MANY_SESSIONS", "Maximum number of sessions reached"),
-    (36, "BAD_CONFIG", "Error in a configuration"),
-    (37, "RESOURCE_DENIED", "Data provider returned CONFD_ERRCODE_RESOURCE_DENIED"),
-    (38, "INCONSISTENT_VALUE", "Data provider returned CONFD_ERRCODE_INCONSISTENT_VALUE"),
-    (39, "APPLICATION_INTERNAL", "Data provider returned CONFD_ERRCODE_APPLICATION_INTERNAL"),
-    (40, "UNSET_CHOICE", "No case selected for mandatory choice"),
-    (41, "MUST_FAILED", "Unsatisfied must constraint"),
-    (42, "MISSING_INSTANCE", "Required instance does not exist"),
-    (43, "INVALID_INSTANCE", "Instance does not conform to path filters"),
-    (44, "UNAVAILABLE", "Unavailable functionality"),
-    (45, "EOF", "Lost connection to ConfD"),
-    (46, "NOTMOVABLE", "item is not movable"),
-    (47, "HA_WITH_UPGRADE", "HA secondary not allowed during upgrade"),
-    (48, "TIMEOUT", "Operation timed out"),
-    (49, "ABORTED", "Operation was aborted"),
-    (50, "XPATH", "XPath compilation/evaluation failed"),
-    (51, "NOT_IMPLEMENTED", "Operation not implemented"),
-    (52, "HA_BADVSN", "Remote HA node has incompatible version"),
-    (53, "POLICY_FAILED", "Policy expression evaluated to false"),
-    (54, "POLICY_COMPILATION_FAILED", "Policy XPath expression could not be compiled"),
-    (55, "POLICY_EVALUATION_FAILED", "Policy expression failed XPath evaluation"),
-    (56, "NCS_ERR_CONNECTION_REFUSED", UNKNOWN_TEXT),
-    (57, "START_FAILED", "Failed to proceed to next start phase"),
-    (58, "DATA_MISSING", "Data provider returned CONFD_ERRCODE_DATA_MISSING"),
-    (59, "CLI_CMD", "CLI command error"),
-    (60, "UPGRADE_IN_PROGRESS", "Not allowed during upgrade"),
-    (61, "NOTRANS", "Transaction not found"),
-    (62, "NCS_ERR_SERVICE_CONFLICT", UNKNOWN_TEXT),
-    (63, "NCS_ERR_CONNECTION_TIMEOUT", UNKNOWN_TEXT),
-    (64, "NCS_ERR_CONNECTION_CLOSED", UNKNOWN_TEXT),
-    (65, "NCS_ERR_DEVICE", UNKNOWN_TEXT),
-    (66, "NCS_ERR_TEMPLATE", UNKNOWN_TEXT),
-    (67, "NO_MOUNT_ID", "Path is ambiguous due to traversing a mount point"),
-    (68, "STALE_INSTANCE", "Required instance does not exist"),
-    (69, "HA_BADCONFIG", "Remote HA node has bad configuration"),
-    (70, "TRANSACTION_CONFLICT", "Conflict detected"),
-    (71, "HA_ABORT", "Transaction aborted"),
-)
+# The codes are written out (not built in a loop) so that type checkers and editors see them.
+ERR_NOEXISTS = 1
+ERR_ALREADY_EXISTS = 2
+ERR_ACCESS_DENIED = 3
+ERR_NOT_WRITABLE = 4
+ERR_BADTYPE = 5
+ERR_NOTCREATABLE = 6
+ERR_NOTDELETABLE = 7
+ERR_BADPATH = 8
+ERR_NOSTACK = 9
+ERR_LOCKED = 10
+ERR_INUSE = 11
+ERR_NOTSET = 12
+ERR_NON_UNIQUE = 13
+ERR_BAD_KEYREF = 14
+ERR_TOO_FEW_ELEMS = 15
+ERR_TOO_MANY_ELEMS = 16
+ERR_BADSTATE = 17
+ERR_INTERNAL = 18
+ERR_EXTERNAL = 19
+ERR_MALLOC = 20
+ERR_PROTOUSAGE = 21
+ERR_NOSESSION = 22
+ERR_TOOMANYTRANS = 23
+ERR_OS = 24
+ERR_HA_CONNECT = 25
+ERR_HA_CLOSED = 26
+ERR_HA_BADFXS = 27
+ERR_HA_BADTOKEN = 28
+ERR_HA_BADNAME = 29
+ERR_HA_BIND = 30
+ERR_HA_NOTICK = 31
+ERR_VALIDATION_WARNING = 32
+ERR_SUBAGENT_DOWN = 33
+ERR_LIB_NOT_INITIALIZED = 34
+ERR_TOO_MANY_SESSIONS = 35
+ERR_BAD_CONFIG = 36
+ERR_RESOURCE_DENIED = 37
+ERR_INCONSISTENT_VALUE = 38
+ERR_APPLICATION_INTERNAL = 39
+ERR_UNSET_CHOICE = 40
+ERR_MUST_FAILED = 41
+ERR_MISSING_INSTANCE = 42
+ERR_INVALID_INSTANCE = 43
+ERR_UNAVAILABLE = 44
+ERR_EOF = 45
+ERR_NOTMOVABLE = 46
+ERR_HA_WITH_UPGRADE = 47
+ERR_TIMEOUT = 48
+ERR_ABORTED = 49
+ERR_XPATH = 50
+ERR_NOT_IMPLEMENTED = 51
+ERR_HA_BADVSN = 52
+ERR_POLICY_FAILED = 53
+ERR_POLICY_COMPILATION_FAILED = 54
+ERR_POLICY_EVALUATION_FAILED = 55
+NCS_ERR_CONNECTION_REFUSED = 56
+ERR_START_FAILED = 57
+ERR_DATA_MISSING = 58
+ERR_CLI_CMD = 59
+ERR_UPGRADE_IN_PROGRESS = 60
+ERR_NOTRANS = 61
+NCS_ERR_SERVICE_CONFLICT = 62
+NCS_ERR_CONNECTION_TIMEOUT = 63
+NCS_ERR_CONNECTION_CLOSED = 64
+NCS_ERR_DEVICE = 65
+NCS_ERR_TEMPLATE = 66
+ERR_NO_MOUNT_ID = 67
+ERR_STALE_INSTANCE = 68
+ERR_HA_BADCONFIG = 69
+ERR_TRANSACTION_CONFLICT = 70
+ERR_HA_ABORT = 71
 
-_TEXTS = {code: text for code, _name, text in _CODES}
-_NAMES = {}
-for _code, _name, _text in _CODES:
-    _pyname = _name if _name.startswith("NCS_ERR_") else "ERR_" + _name
-    globals()[_pyname] = _code
-    _NAMES[_code] = _pyname
-del _code, _name, _text, _pyname
+_TEXTS: Dict[int, str] = {
+    ERR_NOEXISTS: "item does not exist",
+    ERR_ALREADY_EXISTS: "item already exists",
+    ERR_ACCESS_DENIED: "access denied",
+    ERR_NOT_WRITABLE: "item is not writable",
+    ERR_BADTYPE: "item has a bad/wrong type",
+    ERR_NOTCREATABLE: "item is not creatable",
+    ERR_NOTDELETABLE: "item is not deletable",
+    ERR_BADPATH: "badly formatted or nonexistent path",
+    ERR_NOSTACK: "cannot pop an empty stack",
+    ERR_LOCKED: "locked",
+    ERR_INUSE: "in use",
+    ERR_NOTSET: "notset",
+    ERR_NON_UNIQUE: "non unique",
+    ERR_BAD_KEYREF: "bad keyref",
+    ERR_TOO_FEW_ELEMS: "too few elems",
+    ERR_TOO_MANY_ELEMS: "too many elems",
+    ERR_BADSTATE: "operation in wrong state",
+    ERR_INTERNAL: "internal error",
+    ERR_EXTERNAL: "external error",
+    ERR_MALLOC: "Failed to allocate",
+    ERR_PROTOUSAGE: "Bad protocol usage or unexpected retval",
+    ERR_NOSESSION: "A session must be established prior to this command",
+    ERR_TOOMANYTRANS: "Too many transactions",
+    ERR_OS: "system call failed",
+    ERR_HA_CONNECT: "Failed to connect to remote HA node",
+    ERR_HA_CLOSED: "Remote HA node closed socket to us",
+    ERR_HA_BADFXS: "Remote HA node has incompatible config to us",
+    ERR_HA_BADTOKEN: "Remote HA node has bad credentials",
+    ERR_HA_BADNAME: "remote HA node has other/wrong name",
+    ERR_HA_BIND: "failed to bind HA socket",
+    ERR_HA_NOTICK: "Remote HA node doesn't send us any ticks",
+    ERR_VALIDATION_WARNING: "Validation warnings",
+    ERR_SUBAGENT_DOWN: "Subagent down",
+    ERR_LIB_NOT_INITIALIZED: "Library not initialized",
+    ERR_TOO_MANY_SESSIONS: "Maximum number of sessions reached",
+    ERR_BAD_CONFIG: "Error in a configuration",
+    ERR_RESOURCE_DENIED: "Data provider returned CONFD_ERRCODE_RESOURCE_DENIED",
+    ERR_INCONSISTENT_VALUE: "Data provider returned CONFD_ERRCODE_INCONSISTENT_VALUE",
+    ERR_APPLICATION_INTERNAL: "Data provider returned CONFD_ERRCODE_APPLICATION_INTERNAL",
+    ERR_UNSET_CHOICE: "No case selected for mandatory choice",
+    ERR_MUST_FAILED: "Unsatisfied must constraint",
+    ERR_MISSING_INSTANCE: "Required instance does not exist",
+    ERR_INVALID_INSTANCE: "Instance does not conform to path filters",
+    ERR_UNAVAILABLE: "Unavailable functionality",
+    ERR_EOF: "Lost connection to ConfD",
+    ERR_NOTMOVABLE: "item is not movable",
+    ERR_HA_WITH_UPGRADE: "HA secondary not allowed during upgrade",
+    ERR_TIMEOUT: "Operation timed out",
+    ERR_ABORTED: "Operation was aborted",
+    ERR_XPATH: "XPath compilation/evaluation failed",
+    ERR_NOT_IMPLEMENTED: "Operation not implemented",
+    ERR_HA_BADVSN: "Remote HA node has incompatible version",
+    ERR_POLICY_FAILED: "Policy expression evaluated to false",
+    ERR_POLICY_COMPILATION_FAILED: "Policy XPath expression could not be compiled",
+    ERR_POLICY_EVALUATION_FAILED: "Policy expression failed XPath evaluation",
+    NCS_ERR_CONNECTION_REFUSED: UNKNOWN_TEXT,
+    ERR_START_FAILED: "Failed to proceed to next start phase",
+    ERR_DATA_MISSING: "Data provider returned CONFD_ERRCODE_DATA_MISSING",
+    ERR_CLI_CMD: "CLI command error",
+    ERR_UPGRADE_IN_PROGRESS: "Not allowed during upgrade",
+    ERR_NOTRANS: "Transaction not found",
+    NCS_ERR_SERVICE_CONFLICT: UNKNOWN_TEXT,
+    NCS_ERR_CONNECTION_TIMEOUT: UNKNOWN_TEXT,
+    NCS_ERR_CONNECTION_CLOSED: UNKNOWN_TEXT,
+    NCS_ERR_DEVICE: UNKNOWN_TEXT,
+    NCS_ERR_TEMPLATE: UNKNOWN_TEXT,
+    ERR_NO_MOUNT_ID: "Path is ambiguous due to traversing a mount point",
+    ERR_STALE_INSTANCE: "Required instance does not exist",
+    ERR_HA_BADCONFIG: "Remote HA node has bad configuration",
+    ERR_TRANSACTION_CONFLICT: "Conflict detected",
+    ERR_HA_ABORT: "Transaction aborted",
+}
+# The Python constant name of each code (one name per code).
+_NAMES: Dict[int, str] = {
+    code: name for name, code in list(globals().items())
+    if name.startswith(("ERR_", "NCS_ERR_")) and isinstance(code, int)
+}
 
 # Return codes of the C library (HDR), exposed like the original's constants.
 CONFD_OK = 0
@@ -128,7 +199,13 @@ class Error(Exception):
     and ``errno`` (the OS errno for ``ERR_OS``, else ``None``).
     """
 
-    def __init__(self, confd_errno: int, lasterr: str = "", os_errno: int | None = None):
+    confd_errno: int
+    confd_strerror: str
+    confd_lasterr: str
+    errno: Optional[int]      # None for codes other than ERR_OS
+
+    def __init__(self, confd_errno: int, lasterr: str = "",
+                 os_errno: Optional[int] = None) -> None:
         super().__init__("%s (%d): %s" % (strerror(confd_errno), confd_errno, lasterr))
         # Set after the base constructor: for Timeout that is OSError's, which resets errno.
         self.confd_errno = confd_errno
@@ -139,48 +216,54 @@ class Error(Exception):
     def __str__(self) -> str:  # OSError's own __str__ would show a tuple for the timeout class
         return "%s (%d): %s" % (self.confd_strerror, self.confd_errno, self.confd_lasterr)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[object, Tuple[object, ...]]:
         return (_rebuild, (type(self), self.confd_errno, self.confd_lasterr, self.errno))
 
 
 class EOF(Exception):
-    """The peer closed the connection (the C library's ``CONFD_EOF`` result, W-29).
+    """The peer closed the connection (the C library's ``CONFD_EOF`` result).
 
     As in the original module, an EOF carries no error code: ``confd_errno`` and ``errno``
     are None. ``confd_lasterr`` says where the connection ended (diagnostics only).
     """
 
-    def __init__(self, lasterr: str = "", product: str = "ConfD"):
+    confd_errno: None
+    confd_strerror: str
+    confd_lasterr: str
+    errno: None
+
+    def __init__(self, lasterr: str = "", product: str = "ConfD") -> None:
         self.confd_errno = None
         self.confd_strerror = "%s closed connection" % product
         self.confd_lasterr = lasterr
         self.errno = None
         super().__init__(self.confd_strerror)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[object, Tuple[object, ...]]:
         return (_rebuild_eof, (self.confd_lasterr, self.confd_strerror.split(" ")[0]))
 
 
 class Timeout(Error, TimeoutError):
     """A socket timeout: an :class:`Error` with ``ERR_OS``/``ETIMEDOUT`` that is also a
-    builtin :class:`TimeoutError` (W-03)."""
+    builtin :class:`TimeoutError`."""
 
-    def __init__(self, confd_errno: int, lasterr: str = "", os_errno: int | None = None):
+    def __init__(self, confd_errno: int, lasterr: str = "",
+                 os_errno: Optional[int] = None) -> None:
         Error.__init__(self, confd_errno, lasterr, os_errno)
 
 
-def _rebuild(cls, code, lasterr, os_errno):
+def _rebuild(cls: Type[Error], code: int, lasterr: str, os_errno: Optional[int]) -> Error:
     return cls(code, lasterr, os_errno)
 
 
-def _rebuild_eof(lasterr, product):
+def _rebuild_eof(lasterr: str, product: str) -> EOF:
     return EOF(lasterr, product)
 
 
 # ---------------------------------------------------------------- the chokepoint
 
 # Status codes of the C core (csrc/confd_ha_core.h, enum chd_status).
-_CORE_TEXTS = {
+_CORE_TEXTS: Dict[int, str] = {
     -1: "truncated message",
     -2: "extra bytes after the message",
     -3: "unsupported term tag in message",
@@ -194,8 +277,8 @@ _CORE_TEXTS = {
 }
 
 
-def raise_error(confd_errno: int, lasterr: str = "", os_errno: int | None = None, *,
-                daemon: bool = False):
+def raise_error(confd_errno: int, lasterr: str = "", os_errno: Optional[int] = None, *,
+                daemon: bool = False) -> NoReturn:
     """Raise the exception for ``confd_errno`` (never returns).
 
     ``confd_errno`` may also be ``CONFD_EOF`` (-2) to raise :class:`EOF`; an ``ERR_OS``
@@ -207,7 +290,7 @@ def raise_error(confd_errno: int, lasterr: str = "", os_errno: int | None = None
         raise Error(confd_errno, lasterr)
     if confd_errno == CONFD_EOF:
         raise EOF(lasterr)
-    if confd_errno == ERR_OS and os_errno == _errno.ETIMEDOUT:  # noqa: F821
+    if confd_errno == ERR_OS and os_errno == _errno.ETIMEDOUT:
         raise Timeout(confd_errno, lasterr, os_errno)
     raise Error(confd_errno, lasterr, os_errno)
 
@@ -223,7 +306,7 @@ def check(status: int, what: str = "") -> None:
     text = _CORE_TEXTS.get(status, "core error %d" % status)
     if what:
         text = "%s: %s" % (what, text)
-    raise_error(ERR_PROTOUSAGE, text)  # noqa: F821
+    raise_error(ERR_PROTOUSAGE, text)
 
 
 def core_text(status: int) -> str:

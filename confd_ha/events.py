@@ -24,12 +24,14 @@ interrupts a blocked read, and a closed connection raises :class:`confd_ha.error
 from __future__ import annotations
 
 import socket as _socket
+from typing import Any as _Any, Dict as _Dict, Optional as _Optional, Tuple as _Tuple
+from typing import cast as _cast
 
 from . import _args, _handshake, _io, _protocol
 
 # ---------------------------------------------------------------- constants
 
-# Mask bits (wire-protocol §10.2).
+# Mask bits (libconfd's CONFD_NOTIF_* values).
 NOTIF_AUDIT = 1 << 0
 NOTIF_DAEMON = 1 << 1
 NOTIF_TAKEOVER_SYSLOG = 1 << 2
@@ -85,17 +87,17 @@ __all__ = [
     *[name for name in list(globals()) if name.startswith(("NOTIF_", "HA_INFO_"))],
 ]
 
-# Keys of the hnot dict per type: current name first, then the legacy duplicate (W-31 table).
-_INT_KEYS = {
+# Keys of the hnot dict per type: current name first, then the legacy duplicate.
+_INT_KEYS: _Dict[_Optional[int], _Tuple[str, ...]] = {
     HA_INFO_NOPRIMARY: ("noprimary", "nomaster"),
     HA_INFO_SECONDARY_INITIALIZED: ("cdb_initialized_by_copy",),
     HA_INFO_BESECONDARY_RESULT: ("besecondary_result", "beslave_result"),
 }
-_NODE_KEYS = {
+_NODE_KEYS: _Dict[_Optional[int], _Tuple[str, ...]] = {
     HA_INFO_SECONDARY_DIED: ("secondary_died", "slave_died"),
     HA_INFO_SECONDARY_ARRIVED: ("secondary_arrived", "slave_arrived"),
 }
-# W-24: the host's address family and the original binding's key for the address.
+# The host's address family and the original binding's key for the address.
 # Plain ints, as the original binding gives.
 _AF = {
     _protocol.AF_INET: (int(_socket.AF_INET), "ip4"),
@@ -107,7 +109,9 @@ _AF = {
 # ---------------------------------------------------------------- the API
 
 
-def notifications_connect(sock, mask, ip=None, port=None, path=None, **options) -> None:
+def notifications_connect(sock: _socket.socket, mask: int, ip: _Optional[str] = None,
+                          port: _Optional[int] = None, path: _Optional[_args.PathArg] = None,
+                          **options: int) -> None:
     """Connect ``sock`` to the daemon as an event-notification socket subscribed to ``mask``.
 
     TCP sockets go to ``ip``:``port`` (IP literals; left out, the defaults
@@ -132,7 +136,7 @@ def notifications_connect(sock, mask, ip=None, port=None, path=None, **options) 
         _io.call(sock, _protocol.encode_subscription(mask), _handshake.SETTINGS.max_reply))
 
 
-def read_notification(sock) -> dict:
+def read_notification(sock: _socket.socket) -> _Dict[str, _Any]:
     """Block until the next notification and return it as a dict.
 
     An HA event is ``{'type': NOTIF_HA_INFO, 'hnot': {'type': HA_INFO_*, ...}}`` with, per
@@ -147,7 +151,7 @@ def read_notification(sock) -> dict:
     return notification_dict(_protocol.decode_notification(payload))
 
 
-def sync_ha_notification(sock) -> None:
+def sync_ha_notification(sock: _socket.socket) -> None:
     """Acknowledge the last HA event on a ``NOTIF_HA_INFO_SYNC`` subscription, letting the
     daemon resume HA processing."""
     _io.send_ack(_args.check_sock(sock), _protocol.HA_SYNCED_FRAME)
@@ -156,22 +160,23 @@ def sync_ha_notification(sock) -> None:
 # ---------------------------------------------------------------- shaping
 
 
-def notification_dict(n: _protocol.Notification) -> dict:
+def notification_dict(n: _protocol.Notification) -> _Dict[str, _Any]:
     """The dict the original binding returns for a decoded notification."""
     if n.kind != NOTIF_HA_INFO:
         return {"type": n.kind}
-    hnot = {"type": n.ha_type}
+    hnot: _Dict[str, _Any] = {"type": n.ha_type}
     keys = _INT_KEYS.get(n.ha_type)
     if keys is not None:
         for key in keys:
             hnot[key] = n.data
     keys = _NODE_KEYS.get(n.ha_type)
     if keys is not None:
+        node = _cast(_protocol.HaNode, n.data)   # decode_notification: a node for these types
         for key in keys:
-            hnot[key] = _node_dict(n.data)
+            hnot[key] = _node_dict(node)
     return {"type": NOTIF_HA_INFO, "hnot": hnot}
 
 
-def _node_dict(node: _protocol.HaNode) -> dict:
+def _node_dict(node: _protocol.HaNode) -> _Dict[str, _Any]:
     af, key = _AF[node.af]
     return {"nodeid": node.nodeid, "af": af, key: node.address}

@@ -10,10 +10,13 @@ comes from ``$NCS_IPC_ADDR``; :func:`connect` uses them when ``ip``/``port`` are
 from __future__ import annotations
 
 import os
+import socket as _socket
+from typing import Optional as _Optional
 
 import confd_ha as _base
 from confd_ha import *  # noqa: F401,F403 -- the whole API, re-exported
-from confd_ha import error, events  # noqa: F401
+from confd_ha import error as error, events as events  # noqa: F401
+from confd_ha._args import PathArg as _PathArg, Token as _Token
 
 ADDR = os.environ.get("NCS_IPC_ADDR") or "127.0.0.1"
 try:
@@ -24,7 +27,9 @@ except ValueError:
 __all__ = list(_base.__all__)
 
 
-def connect(sock, token, ip=None, port=None, pstr=None, **options) -> None:
+def connect(  # type: ignore[no-redef]  # replaces the star-imported connect on purpose
+        sock: _socket.socket, token: _Token, ip: _Optional[str] = None,
+        port: _Optional[int] = None, pstr: _Optional[_PathArg] = None, **options: int) -> None:
     """:func:`confd_ha.connect` with NSO's defaults (``ADDR``:``PORT`` of this module)."""
     _base.connect(sock, token, ADDR if ip is None else ip, PORT if port is None else port,
                   pstr, **options)

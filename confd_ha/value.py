@@ -1,15 +1,28 @@
 """``Value``: a typed ConfD value (``confd_value_t``), enough for HA node ids.
 
 Mirrors ``_confd.Value(init, type=0)``: the ``C_*`` type numbers, ``confd_type()`` and
-``as_pyval()``. Conversion to and from Erlang terms follows wire-protocol.md §7.3 / W-26.
+``as_pyval()``, and the conversion to and from the Erlang terms that carry values on the
+daemon's IPC protocol.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Any, NoReturn, Protocol, Tuple
 
 from . import error
-from ._terms import Atom
+from ._terms import Atom, Term
+
+# What ``from confd_ha.value import *`` (and so ``confd_ha``) exports: the class and the C_*
+# type numbers, as in Cisco's module.
+__all__ = ["Value", "C_NOEXISTS", "C_XMLTAG", "C_SYMBOL", "C_STR", "C_BUF", "C_INT8", "C_INT16",
+           "C_INT32", "C_INT64", "C_UINT8", "C_UINT16", "C_UINT32", "C_UINT64", "C_DOUBLE",
+           "C_IPV4", "C_IPV6", "C_BOOL", "C_QNAME", "C_DATETIME", "C_DATE", "C_TIME",
+           "C_DURATION", "C_ENUM_VALUE", "C_BIT32", "C_BIT64", "C_LIST", "C_XMLBEGIN",
+           "C_XMLEND", "C_OBJECTREF", "C_UNION", "C_PTR", "C_CDBBEGIN", "C_OID", "C_BINARY",
+           "C_IPV4PREFIX", "C_IPV6PREFIX", "C_DEFAULT", "C_DECIMAL64", "C_IDENTITYREF",
+           "C_XMLBEGINDEL", "C_DQUAD", "C_HEXSTR", "C_IPV4_AND_PLEN", "C_IPV6_AND_PLEN",
+           "C_BITBIG", "C_XMLMOVEFIRST", "C_XMLMOVEAFTER", "C_EMPTY"]
 
 C_NOEXISTS = 1
 C_XMLTAG = 2
@@ -79,9 +92,18 @@ _BYTES_TAGGED = (C_OID, C_BINARY, C_DQUAD, C_HEXSTR, C_BITBIG)
 # Types whose term is {Type, Tuple} with a fixed arity of integers (or [] as time zone).
 _TUPLE_TAGGED = {C_DATETIME: 9, C_DATE: 5, C_TIME: 6, C_DURATION: 7}
 _PREFIXES = {C_IPV4PREFIX: 4, C_IPV6PREFIX: 6, C_IPV4_AND_PLEN: 4, C_IPV6_AND_PLEN: 6}
-# Marker, internal and term-less types (W-26): no term form.
+# Marker, internal and term-less types: no term form.
 _UNSUPPORTED = (C_XMLTAG, C_SYMBOL, C_XMLBEGIN, C_XMLEND, C_UNION, C_PTR, C_CDBBEGIN,
                 C_XMLBEGINDEL, C_XMLMOVEFIRST, C_XMLMOVEAFTER, C_EMPTY)
+
+
+class ValueLike(Protocol):
+    """The shape of Cisco's ``_confd.Value`` / ``_ncs.Value`` that node-id arguments accept
+    (besides :class:`Value` itself)."""
+
+    def confd_type(self) -> int: ...
+
+    def as_pyval(self) -> Any: ...
 
 
 class Value:
@@ -90,8 +112,10 @@ class Value:
     ``float`` → C_DOUBLE, ``list`` → C_LIST)."""
 
     __slots__ = ("_type", "_val")
+    _type: int
+    _val: Any
 
-    def __init__(self, init, type: int = 0):  # noqa: A002 -- the original's keyword
+    def __init__(self, init: Any, type: int = 0) -> None:  # noqa: A002 -- the original's keyword
         if isinstance(init, Value):
             init, type = init._val, type or init._type
         if not isinstance(type, int):
@@ -105,7 +129,7 @@ class Value:
         """The ``C_*`` type number."""
         return self._type
 
-    def as_pyval(self):
+    def as_pyval(self) -> Any:
         """The value as a Python object (``str`` for C_BUF/C_STR, ``int``, ``bool``…)."""
         if self._type in (C_BUF, C_STR):
             return self._val.decode("utf-8", "replace")
@@ -119,24 +143,27 @@ class Value:
             return self._val
         raise error.Error(error.ERR_BADTYPE, "value of type %d has no bytes" % self._type)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if isinstance(other, Value):
             return self._type == other._type and self._val == other._val
         return NotImplemented
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self._type, repr(self._val)))
 
     def __str__(self) -> str:
         v = self._val
+        text: str
         if self._type in (C_BUF, C_STR):
-            return v.decode("utf-8", "replace")
+            text = v.decode("utf-8", "replace")
+            return text
         if self._type == C_BOOL:
             return "true" if v else "false"
         if self._type in (C_NOEXISTS, C_DEFAULT):
             return "" if self._type == C_NOEXISTS else "default"
         if self._type in _BYTES_TAGGED:
-            return v.hex()
+            text = v.hex()
+            return text
         return str(v)
 
     def __repr__(self) -> str:
@@ -144,8 +171,10 @@ class Value:
 
     # ------------------------------------------------------------ term conversion
 
-    def to_term(self):
-        """The Erlang term of this value (W-26); unsupported types raise ``ERR_BADTYPE``."""
+    def to_term(self) -> Term:
+        """The Erlang term of this value; types without a term form (the C_XML* markers,
+        C_SYMBOL, C_UNION, C_PTR, C_CDBBEGIN, C_EMPTY) and unknown types raise
+        ``ERR_BADTYPE``."""
         t, v = self._type, self._val
         if t in (C_BUF, C_STR):
             return v
@@ -185,8 +214,8 @@ class Value:
         error.raise_error(error.ERR_BADTYPE, "value type %d cannot be sent" % t)
 
     @classmethod
-    def from_term(cls, term) -> "Value":
-        """The value a received term stands for (W-26): a bare binary is C_BUF, a bare
+    def from_term(cls, term: Term) -> "Value":
+        """The value a received term stands for: a bare binary is C_BUF, a bare
         integer C_INT32 or C_INT64, ``true``/``false`` C_BOOL."""
         v = object.__new__(cls)
         try:
@@ -198,11 +227,11 @@ class Value:
         return v
 
 
-def _ip6_words(packed: bytes) -> tuple:
+def _ip6_words(packed: bytes) -> Tuple[int, ...]:
     return tuple((packed[i] << 8) | packed[i + 1] for i in range(0, 16, 2))
 
 
-def _guess_type(init) -> int:
+def _guess_type(init: object) -> int:
     if isinstance(init, (str, bytes, bytearray)):
         return C_BUF
     if isinstance(init, bool):
@@ -216,11 +245,11 @@ def _guess_type(init) -> int:
     raise TypeError("cannot guess the type of a %s value; give type=" % type(init).__name__)
 
 
-def _bad(t, init):
+def _bad(t: int, init: object) -> NoReturn:
     raise ValueError("invalid value %r for type %d" % (init, t))
 
 
-def _normalise(t: int, init):
+def _normalise(t: int, init: Any) -> Any:
     """Checks init against type t and returns the stored form."""
     if t in (C_BUF, C_STR):
         if isinstance(init, str):
@@ -286,15 +315,15 @@ def _normalise(t: int, init):
                 return init
         _bad(t, init)
     # Objectrefs and the marker types keep what they were given; the markers cannot be
-    # sent (to_term raises ERR_BADTYPE, W-26).
+    # sent (to_term raises ERR_BADTYPE).
     return init
 
 
-def _is_int(x) -> bool:
+def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _decode_term(term):
+def _decode_term(term: Term) -> Tuple[int, Any]:
     """(type, stored value) for a received term."""
     if isinstance(term, bytes):
         return C_BUF, term
