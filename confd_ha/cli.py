@@ -1,432 +1,229 @@
 """The ``confd-ha`` command line: look at and order HA nodes, run emulated nodes, the demo.
 
-``main(argv)`` returns the exit code, so it can be tested in-process:
-0 ok, 1 the daemon refused (message with code and name), 2 usage, 3 connection failure.
+``main(argv, out=, err=)`` returns the exit code, so it can be tested in-process. The parts:
+:mod:`.cli_parser` (every command, option and help text), :mod:`.cli_commands` (status,
+watch, orders), :mod:`.cli_cdb`, :mod:`.emulator.process` (emulate), :mod:`.demo`,
+:mod:`.cli_docs` (completion scripts and the man page), :mod:`.cli_output` (tables, events,
+escaping) and :mod:`.cli_errors` -- the exit codes and the one mapping of every failure to
+a one-line message (and, with ``--json``, one error object on stdout). docs/cli.md is the
+user's guide.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import getpass
-import json
+import logging
 import os
-import socket
+import signal
 import sys
+import threading
+import traceback
+from typing import Any, Callable
 
-EXIT_OK = 0
-EXIT_DAEMON = 1
-EXIT_USAGE = 2
-EXIT_CONNECT = 3
+from .cli_errors import (EXIT_OK, EXIT_PIPE, EXIT_USAGE, CliError, Context, classify, hostport,
+                         usage)
+from .cli_output import dumps, print_status  # noqa: F401 -- re-exported
+from .cli_parser import build_parser  # noqa: F401 -- re-exported
 
-STATE_NAMES = {1: "none", 2: "secondary", 3: "primary", 4: "secondary-relay"}
-
-TOKEN_ENV = "CONFD_HA_TOKEN"
-
-
-class UsageError(Exception):
-    """Bad command-line use (exit 2)."""
-
-
-class ConnectFailure(Exception):
-    """Opening the connection failed (exit 3); wraps the library's exception."""
+_CLIENT_COMMANDS = ("status", "watch", "be-primary", "be-secondary", "be-none", "be-relay",
+                    "secondary-dead")
+_DEFAULTS = {"quiet": False, "debug": False, "json": False, "timeout": 120.0, "path": None,
+             "token_file": None, "token": None, "async_": False, "sync": False,
+             "control_path": None}
+_PORTS = {"confd": 4565, "nso": 4569}
 
 
-def _ha():
-    import confd_ha
+def resolve(args, environ=None) -> None:
+    """Fill in the defaults the parser leaves out (from the environment for the address and
+    port: ``$CONFD_IPC_*``, or ``$NCS_IPC_*`` with --nso), checking the environment's
+    values as strictly as the options'."""
+    from . import cli_parser
 
-    return confd_ha
-
-
-# ---------------------------------------------------------------- connection options
-
-
-def _default_port() -> int:
-    try:
-        return int(os.environ.get("CONFD_IPC_PORT") or 4565)
-    except ValueError:
-        return 4565
-
-
-def _add_connection_options(p: argparse.ArgumentParser, token: bool = True) -> None:
-    g = p.add_argument_group("connection")
-    g.add_argument("--ipc-address", default=os.environ.get("CONFD_IPC_ADDR") or "127.0.0.1",
-                   help="daemon IPC address (default: $CONFD_IPC_ADDR or 127.0.0.1)")
-    g.add_argument("--ipc-port", type=int, default=_default_port(),
-                   help="daemon IPC port (default: $CONFD_IPC_PORT or 4565)")
-    g.add_argument("--path", help="connect over AF_UNIX to this socket path instead of TCP")
-    g.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds to wait for the daemon on each call (default 120; 0 = forever)")
-    if token:
-        g.add_argument("--token-file", help="read the HA token from this file")
-        g.add_argument("--token", help=argparse.SUPPRESS)
-
-
-def _read_token(args, err):
-    """The token from --token-file, $CONFD_HA_TOKEN, --token (warned about) or a prompt."""
-    if args.token_file:
-        try:
-            with open(args.token_file, "rb") as f:
-                # bytes, as the daemon takes them: decoding could fail with a message
-                # quoting the token's bytes.
-                return f.read().rstrip(b"\r\n")
-        except OSError as exc:
-            raise UsageError("cannot read --token-file: %s" % exc.strerror)
-    if os.environ.get(TOKEN_ENV):
-        return os.fsencode(os.environ[TOKEN_ENV])  # its bytes, even if not UTF-8
-    if args.token is not None:
-        print("warning: --token puts the token in the process list, visible to every local "
-              "user; prefer --token-file or $%s" % TOKEN_ENV, file=err)
-        return os.fsencode(args.token)
-    if sys.stdin is not None and sys.stdin.isatty():
-        return getpass.getpass("HA token: ")
-    raise UsageError("no HA token: use --token-file, $%s or run interactively" % TOKEN_ENV)
-
-
-def _open_socket(args) -> socket.socket:
-    if args.path:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    else:
-        family = socket.AF_INET6 if ":" in args.ipc_address else socket.AF_INET
-        s = socket.socket(family, socket.SOCK_STREAM)
-    s.settimeout(args.timeout or None)
-    return s
-
-
-_warned = False
-
-
-def _warn_replaces(err) -> None:
-    """B-02: any HA connect replaces the node's control socket and token -- say it once."""
-    global _warned
-    if not _warned:
-        _warned = True
-        print("note: opening an HA control socket replaces the node's current one and sets "
-              "its token (the framework's socket, if any, is closed)", file=err)
-
-
-def _control_socket(args, err) -> socket.socket:
-    ha = _ha()
-    token = _read_token(args, err)
-    _warn_replaces(err)
-    s = _open_socket(args)
-    try:
-        ha.connect(s, token, args.ipc_address, args.ipc_port, args.path)
-    except Exception as exc:
-        s.close()
-        from . import error
-
-        if isinstance(exc, (error.Error, error.EOF)):
-            raise ConnectFailure(exc) from exc
-        raise
-    return s
-
-
-# ---------------------------------------------------------------- commands
-
-
-def print_status(state, nodes, as_json: bool, out) -> None:
-    name = STATE_NAMES.get(state, "unknown")
-    if as_json:
-        print(json.dumps({"state": name, "state_code": state, "nodes": nodes}), file=out)
+    environ = os.environ if environ is None else environ
+    args.verbose = sum(getattr(args, "verbose%d" % i, 0) or 0 for i in range(3))
+    for key, value in _DEFAULTS.items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
+    if args.cmd not in _CLIENT_COMMANDS + ("cdb",):
         return
-    print("state: %s (%d)" % (name, state), file=out)
-    if nodes:
-        width = max(len("NODE ID"), *(len(n["nodeid"]) for n in nodes))
-        print("%-*s  %s" % (width, "NODE ID", "ADDRESS"), file=out)
-        for n in nodes:
-            print("%-*s  %s" % (width, n["nodeid"], n["address"]), file=out)
+    args.flavour = getattr(args, "flavour", None) or "confd"
+    var = "NCS" if args.flavour == "nso" else "CONFD"
+    if not hasattr(args, "ipc_address"):
+        args.ipc_address = _from_env(environ, var + "_IPC_ADDR", cli_parser.ip_address,
+                                     "127.0.0.1")
+    if not hasattr(args, "ipc_port"):
+        args.ipc_port = _from_env(environ, var + "_IPC_PORT", cli_parser.port,
+                                  _PORTS[args.flavour])
 
 
-def cmd_status(args, out, err) -> int:
-    s = _control_socket(args, err)
-    with s:
-        state, nodes = _ha().status(s)
-    print_status(state, nodes, args.json, out)
+def _from_env(environ, name: str, check: Callable[[str], Any], default: Any) -> Any:
+    """``$name`` checked as the option would be (an empty variable counts as unset)."""
+    value = environ.get(name)
+    if not value:
+        return default
+    try:
+        return check(value)
+    except Exception as exc:  # argparse.ArgumentTypeError: the option's words
+        raise usage("$%s: %s" % (name, exc)) from None
+
+
+def product(args) -> str:
+    return "NSO" if getattr(args, "flavour", "confd") == "nso" else "ConfD"
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def _run(args, ctx: Context, out, err) -> int:
+    cmd = args.cmd
+    if cmd == "status":
+        from .cli_commands import cmd_status
+
+        return cmd_status(args, ctx, out, err)
+    if cmd == "watch":
+        from .cli_commands import cmd_watch
+
+        return cmd_watch(args, ctx, out, err)
+    if cmd in _CLIENT_COMMANDS:
+        from .cli_commands import cmd_order
+
+        return cmd_order(args, ctx, out, err)
+    if cmd == "cdb":
+        from .cli_cdb import cmd_cdb
+
+        return cmd_cdb(args, ctx, out, err)
+    if cmd == "emulate":
+        from .emulator.process import run_emulate
+
+        return run_emulate(args, out, err)
+    if cmd == "demo":
+        from . import demo
+
+        demo.run(out, tick=args.tick, prefix=args.prefix)
+        return EXIT_OK
+    from . import cli_docs
+
+    if cmd == "completion":
+        print(cli_docs.completion(args.shell), file=out, end="")
+    else:
+        print(cli_docs.man_page(), file=out, end="")
     return EXIT_OK
 
 
-def _order(fn):
-    def run(args, out, err) -> int:
-        s = _control_socket(args, err)
-        with s:
-            fn(_ha(), s, args)
-        print("ok", file=out)
-        return EXIT_OK
-
-    return run
-
-
-cmd_be_primary = _order(lambda ha, s, a: ha.beprimary(s, a.node))
-cmd_be_secondary = _order(
-    lambda ha, s, a: ha.besecondary(s, a.node, a.primary_id, a.primary_ip, 0 if a.async_ else 1))
-cmd_be_none = _order(lambda ha, s, a: ha.benone(s))
-cmd_be_relay = _order(lambda ha, s, a: ha.berelay(s))
-cmd_secondary_dead = _order(lambda ha, s, a: ha.secondary_dead(s, a.node))
-
-
-def event_line(ev) -> str:
-    """One human-readable line for an HA event dict (``events.read_notification``)."""
-    hnot = ev.get("hnot", {})
-    t = hnot.get("type")
-    names = {1: "noprimary", 2: "secondary-died", 3: "secondary-arrived",
-             4: "secondary-initialized", 5: "is-primary", 6: "is-none", 7: "besecondary-result"}
-    name = names.get(t, "type-%s" % t)
-    if t == 1:
-        from . import error
-
-        reason = hnot["noprimary"]
-        return "%s reason=%s (%d)" % (name, error.errname(reason), reason)
-    if t in (2, 3):
-        node = hnot["secondary_died" if t == 2 else "secondary_arrived"]
-        addr = node.get("ip4") or node.get("ip6") or node.get("str")
-        return "%s node=%s address=%s" % (name, node["nodeid"], addr)
-    if t == 4:
-        return "%s by_copy=%d" % (name, hnot["cdb_initialized_by_copy"])
-    if t == 7:
-        from . import error
-
-        r = hnot["besecondary_result"]
-        return "%s result=%d%s" % (name, r, "" if r == 0 else " (%s)" % error.errname(r))
-    return name
+@contextlib.contextmanager
+def _logging(args, err):
+    """The package's log on stderr: errors only by default (the library's warnings become
+    part of the error message instead), -v info, -vv or --debug everything. ``emulate``
+    sets up its own."""
+    if args.cmd == "emulate":
+        yield
+        return
+    logger = logging.getLogger("confd_ha")
+    level = (logging.DEBUG if args.verbose > 1 or args.debug else
+             logging.INFO if args.verbose else logging.ERROR)
+    handler = logging.StreamHandler(err)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("confd-ha: %(message)s"))
+    old = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
 
 
-def event_json(ev) -> dict:
-    """A JSON-able form of an HA event dict (node ids as strings)."""
-    def conv(v):
-        if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items()}
-        if isinstance(v, (int, str, float)) or v is None:
-            return v
-        return str(v)
-
-    return conv(ev)
+def _wants_json(argv) -> bool:
+    words = list(argv)
+    if "--" in words:
+        words = words[:words.index("--")]
+    return "--json" in words
 
 
-def cmd_watch(args, out, err) -> int:
-    from . import error, events
-
-    s = _open_socket(args)
-    mask = events.NOTIF_HA_INFO | (events.NOTIF_HA_INFO_SYNC if args.sync else 0)
-    with s:
-        try:
-            events.notifications_connect(s, mask, args.ipc_address, args.ipc_port, args.path)
-        except (error.Error, error.EOF) as exc:
-            raise ConnectFailure(exc) from exc
-        s.settimeout(None)  # --timeout bounds the connect; events may be hours apart
-        try:
-            while True:
-                ev = events.read_notification(s)
-                if args.json:
-                    print(json.dumps(event_json(ev)), file=out, flush=True)
-                else:
-                    print(event_line(ev), file=out, flush=True)
-                if args.sync:
-                    events.sync_ha_notification(s)
-        except KeyboardInterrupt:
-            return EXIT_OK
+def _report(failure: CliError, ctx: Context, out, err) -> None:
+    """One line on stderr; with --json also the error object on stdout."""
+    if ctx.json and failure.exit_code != EXIT_PIPE:
+        with contextlib.suppress(OSError, ValueError):
+            print(dumps(failure.as_json()), file=out)
+            out.flush()
+    with contextlib.suppress(OSError, ValueError):
+        print("confd-ha: %s" % failure.message, file=err)
+        err.flush()
 
 
-def cmd_emulate(args, out, err) -> int:
-    from .emulator import process
-
-    return process.run_emulate(args, out, err)
-
-
-def cmd_cdb(args, out, err) -> int:
-    from .emulator import process
-
-    return process.run_cdb(args, out, err)
-
-
-def cmd_demo(args, out, err) -> int:
-    from . import demo
-
-    return demo.run(out=out, err=err, tick=args.tick)
-
-
-# ---------------------------------------------------------------- parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="confd-ha",
-                                description="Look at and order ConfD/NSO HA nodes; run emulated nodes.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    sp = sub.add_parser("status", help="show a node's HA state and connected nodes")
-    _add_connection_options(sp)
-    sp.add_argument("--json", action="store_true", help="print JSON")
-    sp.set_defaults(func=cmd_status)
-
-    sp = sub.add_parser("watch", help="print HA events until Ctrl-C")
-    _add_connection_options(sp, token=False)
-    sp.add_argument("--json", action="store_true", help="print one JSON object per line")
-    sp.add_argument("--sync", action="store_true",
-                    help="subscribe with HA_INFO_SYNC and acknowledge each event")
-    sp.set_defaults(func=cmd_watch)
-
-    for name, aliases, helptext, func, nodearg in (
-            ("be-primary", ["be-master"], "make the node primary", cmd_be_primary, True),
-            ("be-none", [], "make the node leave its HA role", cmd_be_none, False),
-            ("be-relay", [], "make a secondary a relay", cmd_be_relay, False),
-            ("secondary-dead", ["slave-dead"], "tell a primary a secondary is dead",
-             cmd_secondary_dead, True)):
-        sp = sub.add_parser(name, aliases=aliases, help=helptext)
-        if nodearg:
-            sp.add_argument("node", help="node id" if name != "be-primary" else "this node's id")
-        _add_connection_options(sp)
-        sp.set_defaults(func=func)
-
-    sp = sub.add_parser("be-secondary", aliases=["be-slave"], help="make the node a secondary")
-    sp.add_argument("node", help="this node's id")
-    sp.add_argument("primary_id", metavar="PRIMARY_ID")
-    sp.add_argument("primary_ip", metavar="PRIMARY_IP")
-    sp.add_argument("--async", dest="async_", action="store_true",
-                    help="do not wait: the result arrives as an HA event")
-    _add_connection_options(sp)
-    sp.set_defaults(func=cmd_be_secondary)
-
-    sp = sub.add_parser("emulate", help="run an emulated ConfD HA node until SIGTERM/SIGINT")
-    _add_emulate_options(sp)
-    sp.set_defaults(func=cmd_emulate)
-
-    sp = sub.add_parser("cdb", help="read or write an emulated node's datastore")
-    _add_cdb_options(sp)
-    sp.set_defaults(func=cmd_cdb)
-
-    sp = sub.add_parser("demo", help="a whole HA lifecycle on three embedded emulated nodes")
-    sp.add_argument("--tick", type=float, default=0.5, help="tick timeout of the demo nodes (s)")
-    sp.set_defaults(func=cmd_demo)
-    return p
-
-
-def _add_emulate_options(sp) -> None:
-    sp.add_argument("--flavour", choices=("confd", "nso"), default="confd")
-    sp.add_argument("--ipc-address", default=None, help="IPC listen address (default 127.0.0.1)")
-    sp.add_argument("--ipc-port", type=int, default=None,
-                    help="IPC port (default 4565 for ConfD, 4569 for NSO; 0 = any free port)")
-    sp.add_argument("--ipc-path", default=None, help="also listen on this AF_UNIX path")
-    sp.add_argument("--ha-address", default=None, help="HA listen/source address (default: the IPC address)")
-    sp.add_argument("--ha-port", type=int, default=None, help="HA port (default 4569 ConfD, 4570 NSO)")
-    sp.add_argument("--tick-timeout", type=float, default=None, help="tick timeout in seconds (default 20; 0 disables)")
-    sp.add_argument("--data-dir", default=None, help="keep the datastore journal here")
-    sp.add_argument("--ipc-access-file", default=None, help="enable the IPC access check with this secret file")
-    sp.add_argument("--no-bind-source", action="store_true",
-                    help="do not bind outgoing HA connections to the HA address (as ConfD)")
-    sp.add_argument("--confd-quirks", action="store_true",
-                    help="also reproduce ConfD's robustness defects on the IPC port (hellos one "
-                         "at a time, orders held during a token wait, a bad subscription "
-                         "dropping every subscriber; docs/conformance-ipc.md)")
-    sp.add_argument("--start-phase", type=int, choices=(0, 2), default=2)
-    sp.add_argument("--name", default=None, help="label for logs")
-    sp.add_argument("--accept-proto-vsn", default=None, metavar="LO:HI",
-                    help="accept only client protocol versions in this inclusive range")
-    sp.add_argument("--ha-vsn", type=lambda s: int(s, 0), default=None, help="HA protocol version")
-    sp.add_argument("--proto-vsn", type=lambda s: int(s, 0), default=None,
-                    help="protocol version the node reports in its hello reply (default 82)")
-    sp.add_argument("--vsn", type=lambda s: int(s, 0), default=None,
-                    help="version identity in the hello reply (default 0x08020500)")
-    sp.add_argument("--fxs-fingerprint", default=None, help="schema fingerprint (join check)")
-    sp.add_argument("--ha-config-fingerprint", default=None, help="HA-config fingerprint (join check)")
-    sp.add_argument("--log-level", default="warning", help="python logging level (default warning)")
-    sp.add_argument("--control-path", default=None,
-                    help="control endpoint on this AF_UNIX path (default: the abstract socket "
-                         "@confd-ha-ctl:ADDRESS:PORT)")
-    sp.add_argument("--exit-on-stdin-eof", action="store_true",
-                    help="also stop when stdin is closed (a supervisor's pipe: the node dies "
-                         "with its parent)")
-
-
-def _add_cdb_options(sp) -> None:
-    sp.add_argument("--ipc-address", default=os.environ.get("CONFD_IPC_ADDR") or "127.0.0.1",
-                    help="the emulated node's IPC address (default: $CONFD_IPC_ADDR or 127.0.0.1)")
-    sp.add_argument("--ipc-port", type=int, default=_default_port(),
-                    help="the emulated node's IPC port (default: $CONFD_IPC_PORT or 4565)")
-    sp.add_argument("--control-path", default=None,
-                    help="the node's control endpoint path, if it was started with one")
-    sp.add_argument("--timeout", type=float, default=120.0,
-                    help="seconds to wait for the node (default 120; 0 = forever)")
-    sp.add_argument("--json", action="store_true", help="print the endpoint's JSON reply")
-    cmds = sp.add_subparsers(dest="cdb_command", metavar="ACTION")
-    cmds.required = True
-    c = cmds.add_parser("set", help="commit PATH=VALUE")
-    c.add_argument("path")
-    c.add_argument("value")
-    c = cmds.add_parser("get", help="print the value at PATH")
-    c.add_argument("path")
-    c = cmds.add_parser("delete", help="delete PATH and everything below it")
-    c.add_argument("path")
-    c = cmds.add_parser("show", help="print every path and value (below PREFIX)")
-    c.add_argument("prefix", nargs="?", default="/")
-    cmds.add_parser("txid", help="print the transaction id")
-    helps = {"phase": "advance the start phase (0 -> 1 -> 2)",
-             "upgrade": "set (on) or clear (off) 'upgrade in progress'",
-             "kill": "kill the node: every socket closed abruptly (the process keeps running)",
-             "freeze": "hold all inter-node traffic, sockets open (peers see HA_NOTICK)",
-             "thaw": "release a freeze",
-             "partition": "hold inter-node traffic with IP, both ways",
-             "heal": "end the partition from IP (all partitions without IP)",
-             "info": "state, node id, peers, subscribers, transaction id, decisions"}
-    for action in ("phase", "upgrade", "kill", "freeze", "thaw", "partition", "heal", "info"):
-        c = cmds.add_parser(action, help=helps[action])
-        if action in ("phase", "upgrade", "partition"):
-            c.add_argument("arg")
-        elif action == "heal":
-            c.add_argument("arg", nargs="?", default=None)
-    cmds.add_parser("stop", help="stop the node in an orderly way (peers get a goodbye)")
-    cmds.add_parser("start", help="start a stopped or killed node (NONE, data kept)")
-    c = cmds.add_parser("restart", help="stop (or --kill) and start the node again")
-    c.add_argument("--kill", action="store_true", help="kill instead of an orderly stop")
+def _silence_stdout(out) -> None:
+    """After a broken pipe on stdout, point it at /dev/null: the interpreter's last flush
+    must not print a second error."""
+    if out is sys.stdout:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 def main(argv=None, out=None, err=None) -> int:
+    """Run ``confd-ha`` with ``argv`` (default: ``sys.argv[1:]``, and then this is the process:
+    a Ctrl-C after the work is done is ignored); returns the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
-    parser = build_parser()
+    ctx = Context()
+    process = argv is None
+    debug = False
+    trap = None
     try:
-        # argparse writes --help and usage errors to sys.stdout/sys.stderr: send them to ours.
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage message
-        return EXIT_USAGE if exc.code else EXIT_OK
-    from . import error
+        argv = sys.argv[1:] if argv is None else list(argv)
+        debug = "--debug" in argv
+        ctx.json = _wants_json(argv)
+        parser = build_parser()
+        parser.argv = argv  # for the error message's pointer to the command's --help
+        try:
+            # argparse writes --help and --version to sys.stdout: send them to ours.
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help or --version, printed
+            out.flush()
+            return EXIT_USAGE if exc.code else EXIT_OK
+        resolve(args)
+        ctx.command, ctx.json, ctx.product, debug = args.cmd, args.json, product(args), args.debug
+        if args.cmd in _CLIENT_COMMANDS:
+            ctx.target = args.path or hostport(args.ipc_address, args.ipc_port)
+        if args.cmd != "emulate":  # emulate handles its signals itself
+            trap = _trap_ctrl_c(ctx)
+        with _logging(args, err):
+            rc = _run(args, ctx, out, err)
+        out.flush()
+        return rc
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = classify(exc, ctx)
+        if debug and not (exc is failure and failure.exit_code == EXIT_USAGE):
+            with contextlib.suppress(OSError, ValueError):
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=err)
+        if failure.exit_code == EXIT_PIPE:
+            _silence_stdout(out)
+        _report(failure, ctx, out, err)
+        return failure.exit_code
+    finally:
+        if trap is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN if process else trap)
 
-    try:
-        return args.func(args, out, err)
-    except UsageError as exc:
-        print("confd-ha: %s" % exc, file=err)
-        return EXIT_USAGE
-    except ConnectFailure as exc:
-        print("confd-ha: connection failure: %s" % exc.__cause__, file=err)
-        return EXIT_CONNECT
-    except error.EOF as exc:
-        print("confd-ha: connection failure: %s (%s)" % (exc, exc.confd_lasterr), file=err)
-        return EXIT_CONNECT
-    except error.Error as exc:
-        code = exc.confd_errno
-        if code == error.ERR_OS:
-            print("confd-ha: connection failure: %s" % exc, file=err)
-            return EXIT_CONNECT
-        detail = exc.confd_strerror + (": " + exc.confd_lasterr if exc.confd_lasterr else "")
-        print("confd-ha: daemon error %d %s: %s" % (code, error.errname(code), detail), file=err)
-        return EXIT_DAEMON
-    except (ValueError, TypeError) as exc:
-        print("confd-ha: %s" % exc, file=err)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`confd-ha watch | head -1`): stop quietly, and keep the
-        # interpreter's last flush of stdout from printing a traceback.
-        if out is sys.stdout:
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
-            except (OSError, ValueError):
-                pass
-        return EXIT_OK
+
+def _trap_ctrl_c(ctx: Context):
+    """Ctrl-C raises KeyboardInterrupt as usual and is also noted in ``ctx``, so that
+    whatever exception it turns into on its way out (an import it cut short, a step of the
+    demo) is reported as the interruption it is. Returns the handler to restore (None: not
+    installed -- another thread, or the caller has its own handler)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return None
+
+    def interrupted(signum, frame):
+        ctx.interrupted = True
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, interrupted)
 
 
 if __name__ == "__main__":  # pragma: no cover

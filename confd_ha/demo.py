@@ -1,17 +1,18 @@
 """``confd-ha demo``: a whole HA lifecycle on three emulated nodes, narrated step by step.
 
-Three emulated ConfD nodes run in this process (127.0.0.1-3, free IPC ports, one shared HA
-port). The demo drives them exactly as an HA framework would -- through the public client
-API only: ``confd_ha.connect``/``beprimary``/``besecondary``/``status`` on one HA control
-socket per node, and ``confd_ha.events`` on one event socket per node. Writing to a node's
-datastore and killing a node are not part of that API; they go through the emulator's
-control interface (``confd_ha.emulator.runner``), as with any emulated node.
+Three emulated ConfD nodes run in this process (127.0.0.1-3, or ``--prefix`` 1-3; free IPC
+ports, one shared HA port). The demo drives them exactly as an HA framework would -- through
+the public client API only: ``confd_ha.connect``/``beprimary``/``besecondary``/``status`` on
+one HA control socket per node, and ``confd_ha.events`` on one event socket per node.
+Writing to a node's datastore and killing a node are not part of that API; they go through
+the emulator's control interface (``confd_ha.emulator.runner``), as with any emulated node.
 
 The story: n1 becomes primary; n2 joins synchronously, n3 asynchronously; a commit on n1
 reaches both; a write on n2 is refused; n1 dies; n2 is promoted and n3 re-pointed to it
 without a copy; a final status of every node. Each step checks what it shows, so a step
-that does not behave as described stops the demo (exit 1). Ctrl-C stops it cleanly (exit
-130). Either way every node, thread and socket is gone when :func:`run` returns.
+that does not behave as described stops the demo (:class:`StepFailed`, exit 1). Ctrl-C stops
+it cleanly (exit 130), as does a closed output (``| head``, exit 141). Either way every
+node, thread and socket is gone when :func:`run` returns or raises.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ import signal
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING, Dict, Optional
 
 import confd_ha as ha
 from confd_ha import error, events
+
+if TYPE_CHECKING:
+    from .emulator.runner import Cluster, SyncNode
 
 TOKEN = "demo-token"  # a demo: every node gets the same, never printed
 EVENT_NAMES = {
@@ -40,25 +45,27 @@ PATH = "/demo/greeting"
 
 
 class StepFailed(Exception):
-    """A step did not observe what it was meant to show."""
+    """A step did not observe what it was meant to show (or failed otherwise); its text
+    names the step."""
 
 
 class _Demo:
     """The three nodes, their sockets, and the narration."""
 
-    def __init__(self, out, tick: float):
+    def __init__(self, out, tick: float, prefix: str):
         self.out = out
         self.tick = tick
+        self.prefix = prefix
         # Events arrive within milliseconds here; the bound only keeps a broken step from
         # hanging (a join may take up to 3 ticks before it fails).
         self.wait = max(5.0, 4 * tick)
         self.step = 0
         self.title = "starting the nodes"
-        self.cluster = None
-        self.nodes = {}     # name -> runner SyncNode (the emulator's control interface)
-        self.control = {}   # name -> HA control socket (the public client API)
-        self.events = {}    # name -> HA event socket
-        self.killed = {}    # name -> step in which it was killed
+        self.cluster: Optional[Cluster] = None
+        self.nodes: Dict[str, SyncNode] = {}   # the emulator's control interface
+        self.control: Dict[str, socket.socket] = {}  # HA control sockets (the public API)
+        self.events: Dict[str, socket.socket] = {}   # HA event sockets
+        self.killed: Dict[str, int] = {}             # name -> step in which it was killed
 
     # ------------------------------------------------------------ narration
 
@@ -104,10 +111,17 @@ class _Demo:
 
         self.say("confd-ha demo: three emulated ConfD nodes in this process, tick timeout %g s"
                  % self.tick)
-        self.begin("three nodes", "start n1, n2, n3 on 127.0.0.1-3 with free IPC ports and "
-                   "one shared HA port")
-        self.cluster = Cluster(3, tick_timeout=self.tick)
-        for node in self.cluster:
+        where = (self.prefix + "1-3" if self.prefix.endswith((".", ":")) else
+                 ", ".join(self.prefix + str(i) for i in (1, 2, 3)))
+        self.begin("three nodes", "start n1, n2, n3 on %s with free IPC ports and one shared "
+                   "HA port" % where)
+        try:
+            self.cluster = cluster = Cluster(3, tick_timeout=self.tick, prefix=self.prefix)
+        except OSError as exc:
+            raise StepFailed("cannot start the nodes on %s: %s (give the prefix of local "
+                             "addresses, e.g. --prefix 127.0.5.)" % (where, exc.strerror or exc)
+                             ) from None
+        for node in cluster:
             self.nodes[node.name] = node
         for name, node in self.nodes.items():
             s = _client_socket(node.ipc_address, self.wait)
@@ -119,7 +133,7 @@ class _Demo:
                                          node.ipc_port)
         self.saw("%s; HA port %d" % (", ".join(
             "%s IPC %s:%d" % (n, node.ipc_address, node.ipc_port)
-            for n, node in self.nodes.items()), self.cluster.ha_port))
+            for n, node in self.nodes.items()), cluster.ha_port))
         self.saw("HA control sockets s1, s2, s3 (ha.connect, the same secret token on all) and "
                  "one HA event socket per node (events.notifications_connect)")
         self.saw("states: %s" % ", ".join("%s %s" % (n, self.state_of(n)) for n in self.nodes))
@@ -226,7 +240,7 @@ class _Demo:
         self._arrived("n2", "n3")
 
     def final_status(self) -> None:
-        from .cli import print_status
+        from .cli_output import print_status
 
         self.begin("final status", "ha.status(s) of every node, as `confd-ha status` shows it")
         for name, node in self.nodes.items():
@@ -279,26 +293,27 @@ def _ctrl_c_deferred():
             signal.signal(signal.SIGINT, old)
 
 
-def run(out, err, tick: float = 0.5) -> int:
-    """Run the demo, narrating on ``out`` (failures on ``err``). 0 done, 1 a step failed,
-    130 interrupted. Nothing is left running when it returns."""
+def run(out, tick: float = 0.5, prefix: str = "127.0.0.") -> None:
+    """Run the demo, narrating on ``out``. A failed step raises :class:`StepFailed`
+    (naming the step), Ctrl-C ``KeyboardInterrupt``, a closed ``out`` ``BrokenPipeError``;
+    nothing is left running when it returns or raises."""
     if not 0 < tick <= 60:
-        print("confd-ha demo: --tick must be more than 0 and at most 60 seconds", file=err)
-        return 2
-    demo = _Demo(out, tick)
+        raise ValueError("the tick must be more than 0 and at most 60 seconds")
+    demo = _Demo(out, tick, prefix)
     started = time.monotonic()
-    rc = 0
+    failure = None
     try:
         for step in (demo.start, demo.n1_primary, demo.n2_joins, demo.n3_joins_async,
                      demo.replicate, demo.refused_write, demo.kill_n1, demo.promote_n2,
                      demo.repoint_n3, demo.final_status):
             step()
-    except KeyboardInterrupt:
-        rc = 130
+    except (KeyboardInterrupt, BrokenPipeError):
+        raise
     except Exception as exc:  # any failure of a step: say which, and what went wrong
-        rc = 1
-        print("confd-ha demo: step %d (%s) failed: %s: %s"
-              % (demo.step, demo.title, type(exc).__name__, exc), file=err)
+        failure = StepFailed("demo step %d (%s) failed: %s" % (
+            demo.step, demo.title, exc if isinstance(exc, StepFailed) else
+            "%s: %s" % (type(exc).__name__, exc)))
+        failure.__cause__ = exc
     finally:
         with _ctrl_c_deferred() as caught:
             try:
@@ -306,10 +321,8 @@ def run(out, err, tick: float = 0.5) -> int:
             except KeyboardInterrupt:
                 caught.append(True)
         if caught:
-            rc = 130
-    if rc == 130:
-        print("confd-ha demo: interrupted; every node stopped", file=err)
-    elif rc == 0:
-        demo.say("Done in %.2f s; every node is stopped and every socket closed."
-                 % (time.monotonic() - started))
-    return rc
+            raise KeyboardInterrupt
+    if failure is not None:
+        raise failure
+    demo.say("Done in %.2f s; every node is stopped and every socket closed."
+             % (time.monotonic() - started))

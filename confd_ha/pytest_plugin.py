@@ -1,25 +1,33 @@
 """pytest fixtures that start emulated ConfD HA nodes (registered through ``pytest11``).
 
 Installed with ``confd-ha``, so every pytest run has them; importing this module costs nothing
-(the emulator is imported inside the fixtures). Everything runs on 127.0.0.x addresses and
-free ports, and is torn down after the test: nodes, sockets, threads, child processes, data
-directories (under ``tmp_path``).
+(the emulator is imported inside the fixtures). Everything runs on loopback addresses --
+``127.0.0.1``, ``.2``, ... by default -- and free ports, and is torn down after the test:
+nodes, sockets, threads, child processes, data directories (under ``tmp_path``).
+
+``ha_address_prefix`` -- the prefix of those addresses: node *i* of a factory gets
+``prefix + str(i)``. Default ``127.0.0.``; set it for a whole run with the ini option
+``confd_ha_address_prefix`` (``pytest -o confd_ha_address_prefix=127.0.5.``), or override
+the fixture in a ``conftest.py`` (e.g. one prefix per xdist worker). ``ha_cluster(...,
+prefix=...)`` also takes one per cluster.
 
 ``ha_node`` -- one started in-process node (:class:`confd_ha.emulator.runner.SyncNode`) on
-127.0.0.1, free IPC port, a reserved free HA port, tick timeout 1 s::
+PREFIX1 (127.0.0.1), free IPC port, a reserved free HA port, tick timeout 1 s::
 
     def test_status(ha_node):
         s = ha_node.connect_ha("token")          # real confd_ha.connect
         assert ha.status(s) == (ha.STATE_NONE, [])
 
 ``ha_node_factory`` -- ``make(name=None, *, address=None, tick_timeout=1.0, data_dir=None,
-start=True, control=False, **NodeConfig fields) -> SyncNode``. Nodes go to 127.0.0.1, .2, …
-in creation order and share one reserved HA port, so they can join each other (B-12).
+start=True, control=False, **NodeConfig fields) -> SyncNode``. Nodes go to PREFIX1, PREFIX2, …
+(127.0.0.1, .2, …) in creation order and share one reserved HA port, so they can join each
+other (B-12).
 ``data_dir=True`` puts the datastore in ``tmp_path/<name>``.
 
-``ha_cluster`` -- ``make(n=3, *, tick_timeout=1.0, data_dirs=None, base=1, control=False,
-**NodeConfig fields) -> Cluster`` (:class:`confd_ha.emulator.runner.Cluster`): started nodes
-on 127.0.0.base … base+n-1 with one HA port; ``data_dirs=True`` gives each node a directory
+``ha_cluster`` -- ``make(n=3, *, tick_timeout=1.0, data_dirs=None, base=1, prefix=None,
+control=False, **NodeConfig fields) -> Cluster`` (:class:`confd_ha.emulator.runner.Cluster`):
+started nodes on PREFIX+base … PREFIX+(base+n-1) (prefix: the call's, else
+``ha_address_prefix``) with one HA port; ``data_dirs=True`` gives each node a directory
 under ``tmp_path``. ``cluster.form(token)`` makes node 0 primary and the others its
 secondaries through the real client::
 
@@ -34,8 +42,8 @@ share (one loop thread per test).
 
 ``ha_node_process_factory`` -- ``make(*extra_args, address=None, tick_timeout=1.0,
 data_dir=None, ready_timeout=20, ha_port=None) -> EmulatorProcess``: ``confd-ha emulate`` in a
-child process (``--ipc-port 0``, ``--exit-on-stdin-eof``; addresses 127.0.0.1, .2, … sharing
-one reserved HA port as for ``ha_node_factory``), returned once it
+child process (``--ipc-port 0``, ``--exit-on-stdin-eof``; addresses PREFIX1, PREFIX2, …
+sharing one reserved HA port as for ``ha_node_factory``), returned once it
 printed its ready line; it has ``ipc_address``, ``ipc_port``, ``ha_address``, ``ha_port``,
 ``control`` (endpoint name), ``pid``, ``control(op, **args)``, ``send_signal``,
 ``terminate()``, ``stderr_text()``. Teardown sends SIGTERM, waits, and kills if needed.
@@ -44,30 +52,58 @@ printed its ready line; it has ``ipc_address``, ``ipc_port``, ``ha_address``, ``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Optional
+
 import pytest
 
+if TYPE_CHECKING:
+    from confd_ha.emulator.runner import PortReservation
+
 DEFAULT_TICK = 1.0
+DEFAULT_PREFIX = "127.0.0."
+PREFIX_INI = "confd_ha_address_prefix"
 _ADDRESS_BLOCK = 8      # addresses on which a factory reserves its HA port up front
 
 
-class _Addresses:
-    """127.0.0.1, .2, … in order of use, with one HA port reserved on all of them (B-12)."""
+def pytest_addoption(parser):
+    parser.addini(PREFIX_INI, "address prefix of the confd-ha fixtures' emulated nodes: "
+                  "node i listens on PREFIX + i (default %s)" % DEFAULT_PREFIX,
+                  default=DEFAULT_PREFIX)
 
-    def __init__(self):
+
+def check_prefix(prefix: str) -> str:
+    """``prefix`` if PREFIX1 … PREFIX254 are IP addresses, else ``ValueError``."""
+    import ipaddress
+
+    try:
+        for n in (1, 254):
+            ipaddress.ip_address(prefix + str(n))
+    except ValueError:
+        raise ValueError("%r is not an address prefix: it followed by 1 must be an IP address "
+                         "(e.g. 127.0.5.)" % prefix) from None
+    return prefix
+
+
+class _Addresses:
+    """PREFIX1, PREFIX2, … in order of use, with one HA port reserved on all of them (B-12)."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX):
+        self.prefix = check_prefix(prefix)
         self.count = 0
-        self.reservation = None
+        self.reservation: Optional[PortReservation] = None
 
     def next(self) -> str:
         self.count += 1
         if self.count > 254:
-            raise RuntimeError("a test can place at most 254 nodes on 127.0.0.x")
-        return "127.0.0.%d" % self.count
+            raise RuntimeError("a test can place at most 254 nodes on %sN" % self.prefix)
+        return "%s%d" % (self.prefix, self.count)
 
     def ha_port(self, address: str) -> int:
         from confd_ha.emulator.runner import PortReservation, loopback_addresses
 
         if self.reservation is None:
-            self.reservation = PortReservation(loopback_addresses(_ADDRESS_BLOCK))
+            self.reservation = PortReservation(loopback_addresses(_ADDRESS_BLOCK,
+                                                                  prefix=self.prefix))
         self.reservation.add(address)
         return self.reservation.port
 
@@ -77,10 +113,10 @@ class _Addresses:
 
 
 class _NodeFactory:
-    def __init__(self, emulator, tmp_path):
+    def __init__(self, emulator, tmp_path, prefix: str = DEFAULT_PREFIX):
         self.emulator = emulator
         self.tmp_path = tmp_path
-        self.addresses = _Addresses()
+        self.addresses = _Addresses(prefix)
         emulator.add_cleanup(self.addresses.close)
 
     def __call__(self, name=None, *, address=None, tick_timeout=DEFAULT_TICK, data_dir=None,
@@ -100,6 +136,13 @@ class _NodeFactory:
 
 
 @pytest.fixture
+def ha_address_prefix(request) -> str:
+    """The prefix of the fixtures' node addresses (ini ``confd_ha_address_prefix``, default
+    ``127.0.0.``); override this fixture to choose another per test or per worker."""
+    return check_prefix(request.config.getini(PREFIX_INI) or DEFAULT_PREFIX)
+
+
+@pytest.fixture
 def ha_emulator():
     """An :class:`~confd_ha.emulator.runner.EmulatorThread` stopped after the test."""
     from confd_ha.emulator.runner import EmulatorThread
@@ -112,30 +155,32 @@ def ha_emulator():
 
 
 @pytest.fixture
-def ha_node_factory(ha_emulator, tmp_path):
-    """Factory of started in-process nodes on 127.0.0.1, .2, … sharing one HA port."""
-    return _NodeFactory(ha_emulator, tmp_path)
+def ha_node_factory(ha_emulator, tmp_path, ha_address_prefix):
+    """Factory of started in-process nodes on PREFIX1, PREFIX2, … sharing one HA port."""
+    return _NodeFactory(ha_emulator, tmp_path, ha_address_prefix)
 
 
 @pytest.fixture
 def ha_node(ha_node_factory):
-    """One started in-process node (a SyncNode) on 127.0.0.1 with free ports."""
+    """One started in-process node (a SyncNode) on PREFIX1 (127.0.0.1) with free ports."""
     return ha_node_factory("node")
 
 
 @pytest.fixture
-def ha_cluster(ha_emulator, tmp_path):
-    """Factory: ``ha_cluster(n=3, tick_timeout=1.0, data_dirs=None, ...) -> Cluster``."""
+def ha_cluster(ha_emulator, tmp_path, ha_address_prefix):
+    """Factory: ``ha_cluster(n=3, tick_timeout=1.0, data_dirs=None, prefix=None, ...) ->
+    Cluster``."""
     from confd_ha.emulator.runner import Cluster
 
     clusters = []
 
-    def make(n=3, *, tick_timeout=DEFAULT_TICK, data_dirs=None, **kwargs):
+    def make(n=3, *, tick_timeout=DEFAULT_TICK, data_dirs=None, prefix=None, **kwargs):
         if data_dirs is True:
             root = tmp_path / ("ha-cluster%d" % len(clusters))
             data_dirs = [root / ("n%d" % (i + 1)) for i in range(n)]
+        prefix = check_prefix(ha_address_prefix if prefix is None else prefix)
         c = Cluster(n, tick_timeout=tick_timeout, data_dirs=data_dirs, emulator=ha_emulator,
-                    **kwargs)
+                    prefix=prefix, **kwargs)
         clusters.append(c)
         return c
 
@@ -147,12 +192,12 @@ def ha_cluster(ha_emulator, tmp_path):
 
 
 @pytest.fixture
-def ha_node_process_factory(tmp_path):
+def ha_node_process_factory(tmp_path, ha_address_prefix):
     """Factory of ``confd-ha emulate`` child processes, each returned once ready."""
     from confd_ha.emulator.process import EmulatorProcess
 
     procs = []
-    addresses = _Addresses()
+    addresses = _Addresses(ha_address_prefix)
 
     def make(*extra_args, address=None, tick_timeout=DEFAULT_TICK, data_dir=None,
              ready_timeout=20.0, ha_port=None):
@@ -183,5 +228,5 @@ def ha_node_process_factory(tmp_path):
 
 @pytest.fixture
 def ha_node_process(ha_node_process_factory):
-    """One ``confd-ha emulate`` child process on 127.0.0.1 (an EmulatorProcess)."""
+    """One ``confd-ha emulate`` child process on PREFIX1 (an EmulatorProcess)."""
     return ha_node_process_factory()

@@ -6,45 +6,21 @@ running in the test process: output, exit codes, the token kept out of every out
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-import confd_ha
 import confd_ha as ha
 
-TOKEN = "proc-t0ken-Hv7"
-
-
-def command() -> list:
-    """The console script when it is installed next to this interpreter, else ``python -c``."""
-    script = shutil.which("confd-ha")
-    if script and os.path.dirname(os.path.realpath(script)) == \
-            os.path.dirname(os.path.realpath(sys.executable)):
-        return [script]
-    return [sys.executable, "-c",
-            "import sys; del sys.path[0]; from confd_ha.cli import main; sys.exit(main(sys.argv[1:]))"]
-
-
-def environment(token=TOKEN, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CONFD_HA_TOKEN", "CONFD_IPC_ADDR", "CONFD_IPC_PORT")}
-    root = os.path.dirname(os.path.dirname(confd_ha.__file__))
-    env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
-                                                  else []))
-    if token is not None:
-        env["CONFD_HA_TOKEN"] = token
-    env.update(extra)
-    return env
+from cli_helpers import TOKEN, command, environment
 
 
 def cli(*argv, node=None, env=None, timeout=20):
@@ -94,11 +70,13 @@ def test_exit_codes(trio):
     probe.close()
     rc, out, err = cli("status", "--ipc-port", str(port))
     assert (rc, out) == (3, "")
-    assert "connection failure" in err
+    assert err.splitlines()[-1] == \
+        "confd-ha: cannot connect to ConfD at 127.0.0.1:%d: nothing listens there" % port
 
     rc, out, err = cli("be-secondary", "n1")
     assert (rc, out) == (2, "")
-    assert "usage: confd-ha be-secondary" in err
+    assert err == ("confd-ha: the following arguments are required: PRIMARY_ID, PRIMARY_IP "
+                   "(see `confd-ha be-secondary --help`)\n")
 
     rc, out, err = cli("status", node=n1, env=environment(token=None))  # stdin not a tty
     assert (rc, out) == (2, "")
@@ -177,13 +155,18 @@ def test_watch_until_sigint(trio, as_json):
             ha.besecondary(c2, "n2", "n1", n1.ipc_address, 1)
             lines = [reader.next(), reader.next()]
         if as_json:
-            node = {"nodeid": "n2", "af": int(socket.AF_INET), "ip4": "127.0.0.2"}
-            assert [json.loads(line) for line in lines] == [
-                {"type": 64, "hnot": {"type": 5}},
-                {"type": 64, "hnot": {"type": 3, "secondary_arrived": node,
-                                      "slave_arrived": node}}]
+            docs = [json.loads(line) for line in lines]
+            times = [doc.pop("time") for doc in docs]
+            assert docs == [
+                {"event": "is-primary", "type": 5},
+                {"event": "secondary-arrived", "type": 3, "node": "n2",
+                 "address": "127.0.0.2"}]
         else:
-            assert lines == ["is-primary", "secondary-arrived node=n2 address=127.0.0.2"]
+            times = [line.split(" ", 1)[0] for line in lines]
+            assert [line.split(" ", 1)[1] for line in lines] == \
+                ["is-primary", "secondary-arrived node=n2 address=127.0.0.2"]
+        for when in times:
+            assert datetime.datetime.fromisoformat(when).utcoffset() is not None
         p.send_signal(signal.SIGINT)
         assert p.wait(10) == 0
         assert p.stderr.read() == ""
@@ -197,9 +180,9 @@ def test_watch_until_sigint(trio, as_json):
         p.stderr.close()
 
 
-def test_watch_stops_quietly_when_its_reader_goes_away(trio):
-    """``confd-ha watch | head -1``: the next event hits a closed pipe -- exit 0, no
-    traceback."""
+def test_watch_stops_when_its_reader_goes_away(trio):
+    """``confd-ha watch | head -1``: the next event hits a closed pipe -- exit 141 (as a
+    shell reports SIGPIPE) with one line on stderr, no traceback."""
     n1 = trio[0]
     p = subprocess.Popen(command() + ["watch", "--ipc-address", n1.ipc_address,
                                       "--ipc-port", str(n1.ipc_port)],
@@ -212,11 +195,11 @@ def test_watch_stops_quietly_when_its_reader_goes_away(trio):
             time.sleep(0.01)
         with n1.connect_ha(TOKEN) as c1:
             ha.beprimary(c1, "n1")
-            assert p.stdout.readline() == "is-primary\n"
+            assert p.stdout.readline().endswith(" is-primary\n")
             p.stdout.close()
             ha.benone(c1)
-        assert p.wait(10) == 0
-        assert p.stderr.read() == ""
+        assert p.wait(10) == 141
+        assert p.stderr.read() == "confd-ha: stopped: the output was closed (broken pipe)\n"
     finally:
         if p.poll() is None:
             p.kill()

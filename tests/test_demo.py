@@ -162,7 +162,7 @@ def test_ctrl_c_stops_everything(leaves_nothing, prefix):
     rc = cli.main(["demo"], out=out, err=err)
     assert out.fired
     assert rc == 130
-    assert err.getvalue() == "confd-ha demo: interrupted; every node stopped\n"
+    assert err.getvalue() == "confd-ha: interrupted; every node stopped\n"
     assert "Done in" not in out.getvalue()
 
 
@@ -195,7 +195,8 @@ def test_failed_step_is_exit_1_and_says_which(leaves_nothing):
             out.sock.close()
     assert rc == 1
     message = err.getvalue()
-    assert message.startswith("confd-ha demo: step 3 (n2 joins synchronously) failed: EOF")
+    assert message.startswith("confd-ha: demo step 3 (n2 joins synchronously) failed: EOF")
+    assert len(message.splitlines()) == 1
     assert SECRET not in message and SECRET not in out.getvalue()
     assert "Done in" not in out.getvalue()
 
@@ -203,7 +204,9 @@ def test_failed_step_is_exit_1_and_says_which(leaves_nothing):
 def test_bad_tick_is_a_usage_error():
     out, err = io.StringIO(), io.StringIO()
     for bad in ("0", "-1", "nan", "inf", "61"):
+        err = io.StringIO()
         assert cli.main(["demo", "--tick", bad], out=out, err=err) == 2
-        assert "--tick must be more than 0 and at most 60 seconds" in err.getvalue()
+        assert err.getvalue() == ("confd-ha: --tick: '%s' is not a tick timeout (more than 0, "
+                                  "at most 60 seconds) (see `confd-ha demo --help`)\n" % bad)
     assert out.getvalue() == ""
     assert cli.main(["demo", "--tick", "fast"], out=out, err=err) == 2

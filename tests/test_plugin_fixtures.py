@@ -176,3 +176,26 @@ def test_process_fixture_kills_a_stuck_child(ha_node_process_factory):
     t = time.monotonic()
     assert p.terminate(timeout=0.3) == -signal.SIGKILL
     assert time.monotonic() - t < 5
+
+
+class TestAnotherAddressPrefix:
+    """Overriding ``ha_address_prefix`` moves every fixture's nodes (docs/emulator.md)."""
+
+    @pytest.fixture
+    def ha_address_prefix(self):
+        return "127.0.13."
+
+    def test_nodes_follow_the_prefix(self, ha_node, ha_node_factory, ha_cluster):
+        assert ha_node.ipc_address == "127.0.13.1"
+        assert ha_node_factory().ipc_address == "127.0.13.2"
+        c = ha_cluster(2, tick_timeout=0.3)
+        assert c.addresses == ["127.0.13.1", "127.0.13.2"]
+        c.form("tok")
+        assert c[1].state == ha.STATE_SECONDARY
+        assert ha_cluster(1, prefix="127.0.14.", base=3).addresses == ["127.0.14.3"]
+
+    def test_a_prefix_that_makes_no_address_is_refused(self, ha_cluster):
+        with pytest.raises(ValueError, match="not an address prefix"):
+            ha_cluster(1, prefix="127.0.0")
+        with pytest.raises(ValueError, match="not an address prefix"):
+            pytest_plugin.check_prefix("host.example.")

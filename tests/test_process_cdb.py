@@ -81,14 +81,18 @@ def test_datastore_actions_text_and_json():
         assert cdb(p, "show")[:2] == (0, "/other 2\n/sys/host alpha beta\n/sys/x 1\n")
         assert cdb(p, "show", "/sys")[1] == "/sys/host alpha beta\n/sys/x 1\n"
         rc, out, _ = cdb(p, "get", "/sys/x", json_out=True)
-        assert rc == 0 and json.loads(out) == {"ok": True, "result": {"path": "/sys/x", "value": "1"}}
+        assert rc == 0 and json.loads(out) == {"path": "/sys/x", "value": "1"}
         rc, out, _ = cdb(p, "delete", "/sys", json_out=True)
-        new = json.loads(out)["result"]["txid"]
+        new = json.loads(out)["txid"]
         assert rc == 0 and new != txid and cdb(p, "txid")[1].strip() == new
         rc, out, err = cdb(p, "get", "/sys/x")
-        assert (rc, out) == (1, "") and "no value at /sys/x" in err
+        assert (rc, out) == (1, "")
+        assert err == "confd-ha: no value at '/sys/x' on the emulated node at %s:%d\n" % (
+            p.ipc_address, p.ipc_port)
+        rc, out, _ = cdb(p, "get", "/sys/x", json_out=True)
+        assert rc == 1 and json.loads(out)["error"]["kind"] == "no-value"
         rc, out, _ = cdb(p, "show", json_out=True)
-        assert json.loads(out)["result"]["items"] == [["/other", "2"]]
+        assert json.loads(out)["items"] == [["/other", "2"]]
         # The datastore seen by the node itself (through a second route: the info snapshot).
         assert p.control("info")["txid"] == new
 
@@ -103,9 +107,9 @@ def test_write_on_secondary_refused_with_exit_1(pair):
     assert "daemon error 17 ERR_BADSTATE: node is an HA secondary: writes are not allowed" in err
     rc, out, _ = cdb(p2, "delete", "/a", json_out=True)
     reply = json.loads(out)
-    assert rc == 1 and reply["ok"] is False
-    assert reply["error"]["kind"] == "refused" and reply["error"]["code"] == 17
-    assert reply["error"]["name"] == "ERR_BADSTATE"
+    assert rc == 1 and set(reply) == {"error"}
+    assert reply["error"]["kind"] == "refused" and reply["error"]["confd_errno"] == 17
+    assert reply["error"]["confd_name"] == "ERR_BADSTATE" and reply["error"]["exit_code"] == 1
 
 
 def test_kill_makes_secondary_see_noprimary(pair):
@@ -146,7 +150,7 @@ def test_freeze_thaw_gives_notick(pair):
         assert n["hnot"]["type"] == events.HA_INFO_NOPRIMARY
         assert n["hnot"]["noprimary"] == error.ERR_HA_NOTICK
         assert time.monotonic() - t >= 0.5
-    assert json.loads(cdb(p1, "info", json_out=True)[1])["result"]["frozen"] is True
+    assert json.loads(cdb(p1, "info", json_out=True)[1])["frozen"] is True
     assert cdb(p1, "thaw")[0] == 0
     info = p1.control("info")
     assert info["frozen"] is False and info["state_name"] == "PRIMARY"
@@ -183,10 +187,12 @@ def test_unreachable_exit_3():
     out, err = io.StringIO(), io.StringIO()
     argv = ["cdb", "--ipc-address", "127.0.0.104", "--ipc-port", str(port)]
     assert main(argv + ["txid"], out, err) == 3
-    assert "cannot reach the emulated node at 127.0.0.104:%d" % port in err.getvalue()
+    assert err.getvalue() == ("confd-ha: cannot reach the emulated node at 127.0.0.104:%d: no "
+                              "`confd-ha emulate` runs there\n" % port)
     out = io.StringIO()
-    assert main(argv + ["--json", "info"], out, io.StringIO()) == 3
+    assert main(argv + ["info", "--json"], out, io.StringIO()) == 3   # options after ACTION
     assert json.loads(out.getvalue())["error"]["kind"] == "unreachable"
+    assert json.loads(out.getvalue())["error"]["target"] == "127.0.0.104:%d" % port
     with pytest.raises(Unreachable):
         ControlClient("127.0.0.104", port).request("info")
 

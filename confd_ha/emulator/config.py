@@ -3,11 +3,13 @@ and ``confd_quirks`` as observed on ConfD 8.2.5, docs/conformance-ipc.md).
 
 A :class:`NodeConfig` is plain data; :class:`confd_ha.emulator.node.Node` reads it at start.
 Fields left at ``None`` take the flavour's defaults when the object is created.
+:func:`config_from_args` makes one from ``confd-ha emulate``'s options.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -140,3 +142,42 @@ class NodeConfig:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def config_from_args(args):
+    """A :class:`NodeConfig` from ``confd-ha emulate`` options (defaults per
+    B-01 and the flavour; ``--ha-address`` defaults to the IPC address)."""
+    from ..cli_errors import usage
+
+    fields = {"flavour": args.flavour,
+              "ipc_address": args.ipc_address or "127.0.0.1",
+              "start_phase": args.start_phase}
+    fields["name"] = args.name or "%s@%s" % (args.flavour, fields["ipc_address"])
+    for opt, field in (("ipc_port", "ipc_port"), ("ipc_path", "ipc_path"),
+                       ("ha_address", "ha_address"), ("ha_port", "ha_port"),
+                       ("tick_timeout", "tick_timeout"), ("data_dir", "data_dir"),
+                       ("ipc_access_file", "ipc_access_file"), ("ha_vsn", "ha_vsn"),
+                       ("proto_vsn", "proto_vsn"), ("vsn", "vsn")):
+        value = getattr(args, opt, None)
+        if value is not None:
+            fields[field] = value
+    if args.accept_proto_vsn is not None:
+        try:
+            lo, hi = (int(x, 0) for x in args.accept_proto_vsn.split(":"))
+        except ValueError:
+            raise usage("--accept-proto-vsn must be LO:HI (two integers)") from None
+        fields["accepted_proto_vsns"] = (lo, hi)
+    if getattr(args, "no_bind_source", False):
+        fields["bind_source"] = False
+    if getattr(args, "confd_quirks", False):
+        fields["confd_quirks"] = True
+    if args.fxs_fingerprint is not None:
+        fields["fxs_fp"] = args.fxs_fingerprint.encode("utf-8")
+    if args.ha_config_fingerprint is not None:
+        fields["ha_config_fp"] = args.ha_config_fingerprint.encode("utf-8")
+    if args.ipc_access_file is not None and not os.access(args.ipc_access_file, os.R_OK):
+        raise usage("--ipc-access-file %s is not readable" % args.ipc_access_file)
+    try:
+        return NodeConfig(**fields)
+    except (ValueError, TypeError) as exc:
+        raise usage(str(exc)) from None

@@ -20,6 +20,7 @@ at all, or nested too deeply to parse) never closes the connection unless the li
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import json
 import logging
@@ -473,7 +474,7 @@ class ControlClient:
             except OSError as exc:
                 s.close()
                 raise Unreachable("control endpoint %s: %s" % (
-                    _shown(self.address), exc.strerror or exc), exc.errno) from None
+                    _shown(self.address), exc.strerror or exc), _errno(exc)) from None
             self._sock = s
         return self._sock
 
@@ -498,7 +499,7 @@ class ControlClient:
             self.close()
             raise Unreachable("control endpoint %s: %s" % (
                 _shown(self.address), getattr(exc, "strerror", None) or exc or type(exc).__name__),
-                getattr(exc, "errno", None)) from None
+                _errno(exc)) from None
         try:
             reply = json.loads(line)
         except ValueError:
@@ -536,6 +537,11 @@ class ControlClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _errno(exc: OSError) -> Optional[int]:
+    """The errno of a failure; ETIMEDOUT for a socket timeout (which has none)."""
+    return errno.ETIMEDOUT if isinstance(exc, socket.timeout) else exc.errno
 
 
 def _shown(address: str) -> str:

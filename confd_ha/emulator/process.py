@@ -1,8 +1,9 @@
-"""The emulator as an operating-system process: ``confd-ha emulate``, ``confd-ha cdb`` and a
-handle to run ``emulate`` as a child process.
+"""The emulator as an operating-system process: ``confd-ha emulate``, and a handle to run it
+as a child process (:class:`EmulatorProcess`).
 
 ``confd-ha emulate`` runs one emulated node until SIGTERM or SIGINT. Once its IPC listener
-and control endpoint are up it prints exactly one line on stdout::
+and control endpoint are up it prints exactly one line on stdout (``--json``: its fields as
+one JSON object)::
 
     ready ipc=127.0.0.1:4565 ha=127.0.0.1:4569 control=@confd-ha-ctl:127.0.0.1:4565 flavour=confd phase=2 pid=4242
 
@@ -10,12 +11,8 @@ and control endpoint are up it prints exactly one line on stdout::
 bound only when the node becomes primary or relay, so ``ha=`` is the configured address.
 Logs go to stderr at ``--log-level``. Exit status: 0 after a signal (clean stop), 2 bad
 options, 3 a listener could not be opened, 1 any other start failure (e.g. the data
-directory is locked by another node).
-
-``confd-ha cdb`` talks to a running node's control endpoint (:mod:`.control`); exit status 0
-ok, 1 refused by the node (the ConfD error code and name are printed), 2 usage or a request
-the endpoint rejects, 3 the node cannot be reached (or is not running, for datastore
-actions). ``--json`` prints the endpoint's reply object as it came.
+directory is locked by another node): failures are raised as
+:class:`~confd_ha.cli_errors.CliError`.
 """
 
 from __future__ import annotations
@@ -31,75 +28,37 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Optional
+from typing import IO, Optional
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+from ..cli_errors import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, CliError, hostport
+from .config import config_from_args  # noqa: F401 -- re-exported (emulate's options)
 
 log = logging.getLogger("confd_ha.emulator")
-
-_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-class _Usage(Exception):
-    pass
 
 
 # ================================================================ confd-ha emulate
 
 
-def config_from_args(args):
-    """A :class:`~confd_ha.emulator.NodeConfig` from ``confd-ha emulate`` options (defaults per
-    B-01 and the flavour; ``--ha-address`` defaults to the IPC address)."""
-    from .config import NodeConfig
-
-    fields = {"flavour": args.flavour,
-              "ipc_address": args.ipc_address or "127.0.0.1",
-              "start_phase": args.start_phase}
-    fields["name"] = args.name or "%s@%s" % (args.flavour, fields["ipc_address"])
-    for opt, field in (("ipc_port", "ipc_port"), ("ipc_path", "ipc_path"),
-                       ("ha_address", "ha_address"), ("ha_port", "ha_port"),
-                       ("tick_timeout", "tick_timeout"), ("data_dir", "data_dir"),
-                       ("ipc_access_file", "ipc_access_file"), ("ha_vsn", "ha_vsn"),
-                       ("proto_vsn", "proto_vsn"), ("vsn", "vsn")):
-        value = getattr(args, opt, None)
-        if value is not None:
-            fields[field] = value
-    if args.accept_proto_vsn is not None:
-        try:
-            lo, hi = (int(x, 0) for x in args.accept_proto_vsn.split(":"))
-        except ValueError:
-            raise _Usage("--accept-proto-vsn must be LO:HI (two integers)") from None
-        fields["accepted_proto_vsns"] = (lo, hi)
-    if getattr(args, "no_bind_source", False):
-        fields["bind_source"] = False
-    if getattr(args, "confd_quirks", False):
-        fields["confd_quirks"] = True
-    if args.fxs_fingerprint is not None:
-        fields["fxs_fp"] = args.fxs_fingerprint.encode("utf-8")
-    if args.ha_config_fingerprint is not None:
-        fields["ha_config_fp"] = args.ha_config_fingerprint.encode("utf-8")
-    if args.ipc_access_file is not None and not os.access(args.ipc_access_file, os.R_OK):
-        raise _Usage("--ipc-access-file %s is not readable" % args.ipc_access_file)
-    try:
-        return NodeConfig(**fields)
-    except (ValueError, TypeError) as exc:
-        raise _Usage(str(exc)) from None
-
-
-def _hostport(address: str, port) -> str:
-    return ("[%s]:%s" if ":" in address else "%s:%s") % (address, port)
-
-
 def ready_line(node, control) -> str:
     """The one line ``confd-ha emulate`` prints when it is ready."""
     cfg = node.config
-    parts = ["ready", "ipc=" + _hostport(cfg.ipc_address, node.ipc_port),
-             "ha=" + _hostport(cfg.ha_address, cfg.ha_port),
+    parts = ["ready", "ipc=" + hostport(cfg.ipc_address, node.ipc_port),
+             "ha=" + hostport(cfg.ha_address, cfg.ha_port),
              "control=" + control.display_name, "flavour=" + cfg.flavour,
              "phase=%d" % node.start_phase, "pid=%d" % os.getpid()]
     if cfg.ipc_path:
         parts.append("ipc-path=" + cfg.ipc_path)
     return " ".join(parts)
+
+
+def ready_object(node, control) -> dict:
+    """The ready line's fields as ``confd-ha emulate --json`` prints them."""
+    cfg = node.config
+    return {"ready": True, "ipc": {"address": cfg.ipc_address, "port": node.ipc_port,
+                                   "path": cfg.ipc_path},
+            "ha": {"address": cfg.ha_address, "port": cfg.ha_port},
+            "control": control.display_name, "flavour": cfg.flavour,
+            "phase": node.start_phase, "pid": os.getpid()}
 
 
 def parse_ready(line: str) -> dict:
@@ -121,20 +80,12 @@ def parse_ready(line: str) -> dict:
 
 def run_emulate(args, out, err) -> int:
     """``confd-ha emulate``: run one node until SIGTERM/SIGINT (see the module docstring).
-
-    Called in the main thread it handles SIGTERM and SIGINT itself while it runs and leaves
-    them *ignored* afterwards if they had their default handlers (the process is expected to
-    exit; an in-process caller that goes on should restore them). In another thread it
-    installs no handlers: stdin EOF (``--exit-on-stdin-eof``) or the process ending stops it."""
-    level = str(args.log_level).lower()
-    if level not in _LEVELS:
-        print("confd-ha: --log-level must be one of %s" % ", ".join(_LEVELS), file=err)
-        return EXIT_USAGE
-    try:
-        config = config_from_args(args)
-    except _Usage as exc:
-        print("confd-ha: %s" % exc, file=err)
-        return EXIT_USAGE
+    In the main thread it handles SIGTERM and SIGINT itself while it runs and leaves them
+    *ignored* afterwards if they had their default handlers (the process is about to exit;
+    an in-process caller that goes on should restore them). In another thread it installs
+    no handlers: stdin EOF (``--exit-on-stdin-eof``) or the process ending stops it."""
+    level = _log_level(args)
+    config = config_from_args(args)
     logger = logging.getLogger("confd_ha")
     handler = logging.StreamHandler(err)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -165,6 +116,14 @@ def run_emulate(args, out, err) -> int:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
         logger.propagate = old_propagate
+
+
+def _log_level(args) -> str:
+    """--log-level (checked by the parser), else -q error, -v info, -vv debug, or warning."""
+    verbose = getattr(args, "verbose", 0) or 0
+    return str(getattr(args, "log_level", None) or (
+        "debug" if verbose > 1 or getattr(args, "debug", False) else "info" if verbose
+        else "error" if getattr(args, "quiet", False) else "warning")).lower()
 
 
 class _Signals:
@@ -226,30 +185,30 @@ async def _emulate(config, args, out, err, signals: "_Signals") -> int:
             await node.start()
         except OSError as exc:
             if exc.filename:  # the data directory or the access file, not a listener
-                print("confd-ha: cannot start the node: %s: %s" % (
-                    exc.filename, exc.strerror or exc), file=err)
-                return EXIT_REFUSED
-            where = _hostport(config.ipc_address, config.ipc_port)
+                raise CliError("cannot start the node: %s: %s" % (
+                    exc.filename, exc.strerror or exc), EXIT_REFUSED, "failed") from None
+            where = hostport(config.ipc_address, config.ipc_port)
             if config.ipc_path:
                 where += " or " + config.ipc_path
-            print("confd-ha: cannot listen on %s: %s" % (where, exc.strerror or exc), file=err)
-            return EXIT_UNREACHABLE
+            raise CliError("cannot listen on %s: %s" % (where, exc.strerror or exc),
+                           EXIT_UNREACHABLE, "unreachable", where) from None
         except StoreError as exc:
-            print("confd-ha: cannot open the datastore: %s" % exc, file=err)
-            return EXIT_REFUSED
+            raise CliError("cannot open the datastore: %s" % exc, EXIT_REFUSED,
+                           "failed") from None
         except Exception as exc:  # anything else: a message, not a traceback
             log.debug("start failed", exc_info=True)
-            print("confd-ha: cannot start the node: %s" % exc, file=err)
-            return EXIT_REFUSED
+            raise CliError("cannot start the node: %s" % exc, EXIT_REFUSED, "failed") from None
         config.ipc_port = node.ipc_port  # a restart through the control endpoint keeps the port
         try:
             await control.start()
         except OSError as exc:
             await node.kill()
-            print("confd-ha: cannot open the control endpoint: %s" % (exc.strerror or exc),
-                  file=err)
-            return EXIT_UNREACHABLE
-        print(ready_line(node, control), file=out, flush=True)
+            raise CliError("cannot open the control endpoint: %s" % (exc.strerror or exc),
+                           EXIT_UNREACHABLE, "unreachable") from None
+        if getattr(args, "json", False):
+            print(json.dumps(ready_object(node, control)), file=out, flush=True)
+        else:
+            print(ready_line(node, control), file=out, flush=True)
         log.info("%s ready", config.name)
         await stop.wait()
         await control.stop()
@@ -321,133 +280,6 @@ def _watch_stdin(loop, stop: asyncio.Event) -> Optional[int]:
     return None
 
 
-# ================================================================ confd-ha cdb
-
-
-def _on_off(text: str) -> bool:
-    t = text.lower()
-    if t in ("on", "true", "yes", "1"):
-        return True
-    if t in ("off", "false", "no", "0"):
-        return False
-    raise _Usage("upgrade takes on or off, not %r" % text)
-
-
-def cdb_request(args) -> dict:
-    """The control request for a ``confd-ha cdb`` command line."""
-    action = args.cdb_command
-    arg = getattr(args, "arg", None)
-    if action == "set":
-        return {"op": "set", "path": args.path, "value": args.value}
-    if action in ("get", "delete"):
-        return {"op": action, "path": args.path}
-    if action == "show":
-        return {"op": "show", "prefix": args.prefix or "/"}
-    if action == "phase":
-        try:
-            return {"op": "phase", "phase": int(arg)}
-        except ValueError:
-            raise _Usage("phase takes 0, 1 or 2, not %r" % arg) from None
-    if action == "upgrade":
-        return {"op": "upgrade", "on": _on_off(arg)}
-    if action in ("partition", "heal"):
-        req = {"op": action}
-        if arg not in (None, "all") or action == "partition":
-            req["peer"] = arg
-        return req
-    if action == "restart":
-        return {"op": "restart", "kill": bool(args.kill)}
-    if action == "info":
-        return {"op": "info"} if args.json else {"op": "info", "decisions": 10}
-    return {"op": action}  # txid, kill, stop, start, freeze, thaw
-
-
-def run_cdb(args, out, err) -> int:
-    """``confd-ha cdb``: one request to a node's control endpoint (see the module docstring)."""
-    from .control import ControlClient, Unreachable
-
-    try:
-        req = cdb_request(args)
-    except _Usage as exc:
-        print("confd-ha: %s" % exc, file=err)
-        return EXIT_USAGE
-    timeout = args.timeout or None
-    client = ControlClient(args.ipc_address, args.ipc_port, path=args.control_path,
-                           timeout=timeout)
-    try:
-        reply = client.request_raw(req)
-    except Unreachable as exc:
-        where = _hostport(args.ipc_address, args.ipc_port) if args.control_path is None \
-            else args.control_path
-        if args.json:
-            print(json.dumps({"ok": False, "error": {"kind": "unreachable", "code": None,
-                                                     "name": None, "message": str(exc)}}), file=out)
-        print("confd-ha: cannot reach the emulated node at %s (%s)" % (where, exc), file=err)
-        return EXIT_UNREACHABLE
-    finally:
-        client.close()
-    if args.json:
-        print(json.dumps(reply), file=out)
-    if reply.get("ok") is True:
-        return _print_result(args, req, reply.get("result"), out, err)
-    e = reply.get("error") if isinstance(reply.get("error"), dict) else {}
-    kind, message = e.get("kind"), e.get("message", "")
-    if kind == "refused":
-        if isinstance(e.get("code"), int):
-            print("confd-ha: daemon error %d %s: %s" % (e["code"], e.get("name"), message), file=err)
-        else:
-            print("confd-ha: refused: %s" % message, file=err)
-        return EXIT_REFUSED
-    if kind == "bad-request":
-        print("confd-ha: %s" % message, file=err)
-        return EXIT_USAGE
-    if kind == "not-running":
-        print("confd-ha: %s" % message, file=err)
-        return EXIT_UNREACHABLE
-    print("confd-ha: node error: %s" % message, file=err)
-    return EXIT_REFUSED
-
-
-def _print_result(args, req, result, out, err) -> int:
-    op = req["op"]
-    if op == "get" and result.get("value") is None:
-        print("confd-ha: no value at %s" % req["path"], file=err)
-        return EXIT_REFUSED
-    if args.json:
-        return EXIT_OK
-    if op in ("set", "delete", "txid"):
-        print(result["txid"], file=out)
-    elif op == "get":
-        print(result["value"], file=out)
-    elif op == "show":
-        for path, value in result["items"]:
-            print("%s %s" % (path, value), file=out)
-    elif op == "info":
-        _print_info(result, out)
-    else:
-        print("ok", file=out)
-    return EXIT_OK
-
-
-def _print_info(info: dict, out) -> None:
-    yes = {True: "yes", False: "no"}
-    print("node %s (%s)%s" % (info["name"], info["flavour"], "" if info["running"] else
-                              " NOT RUNNING"), file=out)
-    print("state: %s (%d)  node id: %s" % (info["state_name"].lower(), info["state"],
-                                           info["node_id"] or "-"), file=out)
-    print("ipc: %s  ha: %s  tick timeout: %gs" % (
-        _hostport(info["ipc"]["address"], info["ipc"]["port"]),
-        _hostport(info["ha"]["address"], info["ha"]["port"]), info["tick_timeout"]), file=out)
-    print("start phase: %d  upgrade: %s  frozen: %s  partitions: %s  joining: %s" % (
-        info["start_phase"], yes[info["upgrade"]], yes[info["frozen"]],
-        ",".join(info["partitions"]) or "-", yes[info["joining"]]), file=out)
-    print("txid: %s  subscribers: %d" % (info["txid"], info["subscribers"]), file=out)
-    for p in info["peers"]:
-        print("peer: %s %s %s" % (p["role"], p["nodeid"], p["address"]), file=out)
-    for d in info["decisions"]:
-        print("decision: %s" % d, file=out)
-
-
 # ================================================================ a child process
 
 
@@ -491,7 +323,7 @@ class EmulatorProcess:
         self.python = python or sys.executable
         self.proc: Optional[subprocess.Popen] = None
         self.ready: Optional[dict] = None
-        self._stderr = None
+        self._stderr: Optional[IO[bytes]] = None
 
     @property
     def argv(self) -> list:
@@ -512,7 +344,8 @@ class EmulatorProcess:
     def _read_ready(self) -> str:
         end = time.monotonic() + self.ready_timeout
         buf = b""
-        fd = self.proc.stdout.fileno()
+        proc = self._child()
+        fd = proc.stdout.fileno() if proc.stdout is not None else -1
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
             while b"\n" not in buf:
@@ -523,9 +356,9 @@ class EmulatorProcess:
                 if sel.select(left):
                     chunk = os.read(fd, 4096)
                     if not chunk:
-                        self.proc.wait(5)
+                        proc.wait(5)
                         raise RuntimeError("confd-ha emulate exited with %s before it was ready;"
-                                           " stderr:\n%s" % (self.proc.returncode, self.stderr_text()))
+                                           " stderr:\n%s" % (proc.returncode, self.stderr_text()))
                     buf += chunk
                     if len(buf) > 65536:
                         raise RuntimeError("confd-ha emulate wrote no ready line: %r" % buf[:200])
@@ -571,8 +404,13 @@ class EmulatorProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
 
+    def _child(self) -> subprocess.Popen:
+        if self.proc is None:
+            raise RuntimeError("the emulator process is not started (call start())")
+        return self.proc
+
     def wait(self, timeout: Optional[float] = None) -> int:
-        return self.proc.wait(timeout)
+        return self._child().wait(timeout)
 
     def terminate(self, timeout: float = 10.0) -> Optional[int]:
         """SIGTERM, wait up to ``timeout``, then SIGKILL; close the pipes. Returns the exit
