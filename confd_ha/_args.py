@@ -33,6 +33,8 @@ Token = Union[str, bytes, bytearray]
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 _INT_MAX = 2**31 - 1
+# The largest token file the command line and the agent read (a longer one is not a token).
+MAX_TOKEN_FILE = 64 * 1024
 _LONG_MAX = 2**63 - 1
 _MASK_RANGE = (-(2**63), 2**63)   # the mask is a C long long, used as 64 unsigned bits
 _NEEDS_DATA = (           # mask bits that need notifications_connect2() data, in libconfd's order

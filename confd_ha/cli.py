@@ -1,12 +1,14 @@
-"""The ``confd-ha`` command line: look at and order HA nodes, run emulated nodes, the demo.
+"""The ``confd-ha`` command line: look at and order HA nodes, run emulated nodes, the HA
+agent, the demo.
 
 ``main(argv, out=, err=)`` returns the exit code, so it can be tested in-process. The parts:
 :mod:`.cli_parser` (every command, option and help text), :mod:`.cli_commands` (status,
-watch, orders), :mod:`.cli_cdb`, :mod:`.emulator.process` (emulate), :mod:`.demo`,
-:mod:`.cli_docs` (completion scripts and the man page), :mod:`.cli_output` (tables, events,
-escaping) and :mod:`.cli_errors` -- the exit codes and the one mapping of every failure to
-a one-line message (and, with ``--json``, one error object on stdout). docs/cli.md is the
-user's guide.
+watch, orders), :mod:`.cli_cdb`, :mod:`.cli_agent` (the HA agent and its operator actions,
+imported only for ``agent``), :mod:`.emulator.process` (emulate), :mod:`.demo` and
+:mod:`.demo_agent`, :mod:`.cli_docs` (completion scripts and the man page),
+:mod:`.cli_output` (tables, events, escaping) and :mod:`.cli_errors` -- the exit codes and
+the one mapping of every failure to a one-line message (and, with ``--json``, one error
+object on stdout). docs/cli.md is the user's guide.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def resolve(args, environ=None) -> None:
 
     environ = os.environ if environ is None else environ
     args.verbose = sum(getattr(args, "verbose%d" % i, 0) or 0 for i in range(3))
+    if args.cmd == "agent" and not hasattr(args, "timeout"):
+        args.timeout = None   # each action has its own default (cli_agent)
     for key, value in _DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, value)
@@ -96,7 +100,21 @@ def _run(args, ctx: Context, out, err) -> int:
         from .emulator.process import run_emulate
 
         return run_emulate(args, out, err)
+    if cmd == "agent":
+        from .cli_agent import cmd_agent
+
+        return cmd_agent(args, ctx, out, err)
     if cmd == "demo":
+        if args.agent:
+            from . import demo_agent
+            from .cli_agent import require_agent_dependencies
+            from .testing.etcd import find_etcd
+
+            find_etcd()                    # EtcdNotFound: how to install it (exit 2)
+            require_agent_dependencies()   # httpx: how to install it (exit 2)
+
+            demo_agent.run(out, tick=args.tick, prefix=args.prefix)
+            return EXIT_OK
         from . import demo
 
         demo.run(out, tick=args.tick, prefix=args.prefix)
@@ -114,8 +132,8 @@ def _run(args, ctx: Context, out, err) -> int:
 def _logging(args, err):
     """The package's log on stderr: errors only by default (the library's warnings become
     part of the error message instead), -v info, -vv or --debug everything. ``emulate``
-    sets up its own."""
-    if args.cmd == "emulate":
+    and ``agent run`` set up their own."""
+    if _own_signals_and_log(args):
         yield
         return
     logger = logging.getLogger("confd_ha")
@@ -134,6 +152,11 @@ def _logging(args, err):
         logger.removeHandler(handler)
         logger.setLevel(old[0])
         logger.propagate = old[1]
+
+
+def _own_signals_and_log(args) -> bool:
+    """The long-running commands handle SIGTERM/SIGINT and set up their log themselves."""
+    return args.cmd == "emulate" or (args.cmd == "agent" and args.action == "run")
 
 
 def _wants_json(argv) -> bool:
@@ -190,7 +213,7 @@ def main(argv=None, out=None, err=None) -> int:
         ctx.command, ctx.json, ctx.product, debug = args.cmd, args.json, product(args), args.debug
         if args.cmd in _CLIENT_COMMANDS:
             ctx.target = args.path or hostport(args.ipc_address, args.ipc_port)
-        if args.cmd != "emulate":  # emulate handles its signals itself
+        if not _own_signals_and_log(args):  # emulate, agent run: their signals themselves
             trap = _trap_ctrl_c(ctx)
         with _logging(args, err):
             rc = _run(args, ctx, out, err)

@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 
+from ._args import MAX_TOKEN_FILE
 from .cli_errors import EXIT_OK, Context, usage
 from .cli_output import dumps, event_line, event_object, now, print_status
 from .cli_parser import shown
@@ -25,7 +26,6 @@ from .cli_parser import shown
 log = logging.getLogger("confd_ha.cli")
 
 TOKEN_ENV = "CONFD_HA_TOKEN"
-MAX_TOKEN = 64 * 1024
 ACCESS_FILE_VARS = ("CONFD_IPC_ACCESS_FILE", "NCS_IPC_ACCESS_FILE")
 
 
@@ -41,12 +41,12 @@ def read_token(args, err) -> bytes:
         try:
             with open(args.token_file, "rb") as f:
                 # bytes, as the daemon takes them; bounded, so /dev/zero cannot fill memory
-                data = f.read(MAX_TOKEN + 1)
+                data = f.read(MAX_TOKEN_FILE + 1)
         except OSError as exc:
             raise usage("cannot read --token-file %s: %s" % (name, exc.strerror or exc)) from None
-        if len(data) > MAX_TOKEN:
+        if len(data) > MAX_TOKEN_FILE:
             raise usage("--token-file %s is longer than %d KiB: not a token file"
-                        % (name, MAX_TOKEN // 1024))
+                        % (name, MAX_TOKEN_FILE // 1024))
         token = data.rstrip(b"\r\n")
         if not token:
             raise usage("the HA token in --token-file %s is empty" % name)

@@ -106,7 +106,9 @@ def completion_bash(parser: argparse.ArgumentParser, version: str) -> str:
         "            -*) continue ;;",
         "        esac",
         '        if [[ -z $cmd ]]; then cmd="$w"',
-        '        elif [[ $cmd == cdb && -z $action ]]; then action="$w"',
+        '        elif [[ -z $action ]]; then',
+        '            case "$cmd" in %s) action="$w" ;; esac' % "|".join(
+            n for c in top if commands(c.parser) for n in (c.name,) + c.aliases),
         "        fi",
         "    done",
         '    case "$prev" in',

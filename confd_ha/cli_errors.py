@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import sys
 from typing import Any, Dict, Optional, Tuple
 
 EXIT_OK = 0
@@ -292,4 +294,41 @@ def _demo_errors(exc: BaseException, ctx: Context) -> Optional[CliError]:
     return None
 
 
-_OTHER = (_input_errors, _control_errors, _demo_errors, _os_errors)
+def _agent_errors(exc: BaseException, ctx: Context) -> Optional[CliError]:
+    """``confd-ha agent`` and ``demo --agent``. The agent's modules are looked up, not
+    imported: they need the optional extra, and an exception of theirs means they are
+    loaded."""
+    modules = sys.modules
+    config = modules.get("confd_ha.agent.config")
+    if config is not None and isinstance(exc, config.ConfigError):
+        problems = [" ".join(p.split()) for p in exc.problems] or [str(exc)]
+        if len(problems) == 1 and problems[0].startswith(("cannot read the configuration",
+                                                          "reading ")):
+            return CliError(problems[0], EXIT_USAGE)
+        if len(problems) == 1 and " is not valid TOML: " in problems[0]:
+            return CliError(problems[0], EXIT_USAGE)
+        return CliError("bad agent configuration: %s" % "; ".join(problems), EXIT_USAGE)
+    wire = modules.get("confd_ha.agent._etcdwire")
+    if wire is not None and isinstance(exc, wire.EtcdError):
+        reason = re.sub(r"^etcd /v3/\S+: ", "", str(exc))
+        if exc.unavailable:
+            return CliError("cannot reach etcd at %s: %s" % (ctx.target, reason),
+                            EXIT_UNREACHABLE, "unreachable", ctx.target)
+        return CliError("etcd at %s refused: %s" % (ctx.target, reason), EXIT_REFUSED,
+                        "refused", ctx.target)
+    ops = modules.get("confd_ha.agent.ops")
+    if ops is not None and isinstance(exc, ops.OpsTimeout):
+        return CliError("%s; it may still happen: check with `confd-ha agent list`" % exc,
+                        EXIT_TIMEOUT, "timeout", ctx.target)
+    if ops is not None and isinstance(exc, ops.OpsError):
+        return CliError(str(exc), EXIT_REFUSED, "refused", ctx.target)
+    core = modules.get("confd_ha.agent.core")
+    if core is not None and isinstance(exc, core.AgentError):
+        return CliError("the agent stopped: %s" % exc, EXIT_REFUSED, "failed")
+    testing = modules.get("confd_ha.testing.etcd")
+    if testing is not None and isinstance(exc, testing.EtcdNotFound):
+        return CliError(str(exc), EXIT_USAGE, "not-installed")
+    return None
+
+
+_OTHER = (_agent_errors, _input_errors, _control_errors, _demo_errors, _os_errors)

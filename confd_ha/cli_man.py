@@ -27,6 +27,15 @@ _JSON = (
     ("cdb", "the endpoint's result object, e.g. {\"txid\": \"...\"}"),
     ("emulate", '{"ready": true, "ipc": {...}, "ha": {...}, "control": "...", '
                 '"flavour": "confd", "phase": 2, "pid": 4242}'),
+    ("agent run", '{"ready": true, "node": "n1", "cluster": "main", "api": '
+                  '"http://127.0.0.1:8008", "etcd": ["http://127.0.0.1:2379"], "pid": 4242}'),
+    ("agent list", '{"cluster": "main", "revision": 42, "leader": {"node": "n1", '
+                   '"ha_address": "10.0.0.1", "since": "..."}, "paused": false, "pause": null, '
+                   '"request": null, "members": [{"node": "n1", "state": "primary", ...}], '
+                   '"problems": []}'),
+    ("agent switchover, failover", '{"cluster": "main", "kind": "switchover", "id": "...", '
+                                   '"from": "n1", "to": "n2", "leader": "n2", '
+                                   '"seconds": 1.2}'),
     ("errors", '{"error": {"kind": "unreachable", "message": "...", "exit_code": 3, '
                '"target": "127.0.0.1:4565", "confd_errno": null, "confd_name": null}} on '
                'stdout, and the one-line message on stderr as always'),
@@ -42,6 +51,11 @@ _EXAMPLES = (
      "an emulated node on a free port"),
     ("confd-ha cdb set /sys/host a \\-\\-ipc\\-port 4565", "write to an emulated node"),
     ("confd-ha demo \\-\\-prefix 127.0.5.", "the demo on 127.0.5.1-3"),
+    ("confd-ha agent run \\-\\-config /etc/confd-ha/agent.toml",
+     "the HA agent of this node (docs/agent.md has a systemd unit)"),
+    ("confd-ha agent switchover \\-\\-to n2 \\-\\-cluster main \\-\\-etcd "
+     "http://10.0.0.11:2379", "make n2 the primary, once it is in sync"),
+    ("confd-ha demo \\-\\-agent", "the agent on three nodes and a three-member etcd"),
     ("source <(confd-ha completion bash)", "completion for this shell"),
 )
 
@@ -114,7 +128,9 @@ def man_page() -> str:
            "through their IPC port, as an HA framework does (Cisco's \\fB_confd.ha\\fR API), "
            "and runs emulated ConfD HA nodes for tests. Options may be given in any order "
            "after the command, also after a \\fBcdb\\fR action; the general options also "
-           "before the command. Errors are one line on stderr, starting with "
+           "before the command. \\fBconfd\\-ha agent\\fR runs a ready HA framework on "
+           "etcd (one agent per node) and its operator's actions. Errors are one line on "
+           "stderr, starting with "
            "\\fBconfd\\-ha:\\fR and naming the target; \\fB\\-\\-debug\\fR adds a traceback.",
            ".SH GENERAL OPTIONS"]
     for o in options(parser):
@@ -130,6 +146,9 @@ def man_page() -> str:
         for a in commands(c.parser):
             out += [".TP", _synopsis("%s %s" % (c.name, a.name), a.parser), _t(a.help)]
             own = _options(a.parser, skip=common)
+            description = a.parser.description or ""
+            if len(description) > len(a.help) + 1:   # more than the help line (agent)
+                own = _paragraphs(description) + own
             if own:
                 out += [".RS"] + own + [".RE"]
     out += [".SH NSO MODE", _NSO, ".SH JSON OUTPUT", ".PP",
@@ -145,12 +164,18 @@ def man_page() -> str:
     for code, name, text in EXIT_CODES:
         out += [".TP", "\\fB%d\\fR" % code, _t("%s: %s" % (name, text))]
     out += [".PP", "watch ends with 0 on Ctrl-C or SIGTERM, its normal end. emulate: 1 the node "
-            "could not start, 3 a listener could not be opened."]
+            "could not start, 3 a listener could not be opened. agent run: 0 after SIGTERM "
+            "or SIGINT, 1 the agent cannot go on, 3 etcd cannot be reached at start or the "
+            "health endpoint cannot listen. agent list, switchover, failover, pause, resume: "
+            "1 refused (no such member, not in sync, paused, no leader), 3 no etcd endpoint "
+            "answered, 4 not done within \\fB\\-\\-timeout\\fR. demo \\-\\-agent: 2 "
+            "etcd or httpx is not installed."]
     out.append(".SH EXAMPLES")
     for command, text in _EXAMPLES:
         out += [".TP", "\\fB%s\\fR" % command, _t(text)]
-    out += [".SH FILES", ".TP", "\\fIdocs/cli.md\\fR, \\fIdocs/emulator.md\\fR",
-            "the user's guide to the command line and to the emulated node, in the source "
-            "distribution",
+    out += [".SH FILES", ".TP", "\\fIdocs/cli.md\\fR, \\fIdocs/emulator.md\\fR, "
+            "\\fIdocs/agent.md\\fR",
+            "the user's guide to the command line, the emulated node and the HA agent, in "
+            "the source distribution",
             ".SH SEE ALSO", "\\fBconfd\\fR(1), \\fBncs\\fR(1)", ""]
     return "\n".join(out)

@@ -22,18 +22,25 @@ from .cli_errors import (EXIT_CODES, EXIT_INTERRUPTED, EXIT_OK, EXIT_PIPE, EXIT_
                          EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE, CliError)
 
 PROG = "confd-ha"
-SUMMARY = "Look at and order ConfD/NSO HA nodes; run emulated nodes."
+SUMMARY = "Look at and order ConfD/NSO HA nodes; run emulated nodes and the HA agent."
 
 # (variable, meaning, commands it applies to)
 _CLIENT = ("status", "watch", "be-primary", "be-secondary", "be-none", "be-relay",
            "secondary-dead")
 _TOKEN = tuple(c for c in _CLIENT if c != "watch")
+_AGENT = ("agent",)   # every agent action ("agent run" is only run)
 ENVIRONMENT = (
     ("CONFD_IPC_ADDR", "the daemon's IPC address (default 127.0.0.1)", _CLIENT + ("cdb",)),
     ("CONFD_IPC_PORT", "the daemon's IPC port (default 4565)", _CLIENT + ("cdb",)),
     ("NCS_IPC_ADDR", "with --nso: NSO's IPC address (default 127.0.0.1)", _CLIENT + ("cdb",)),
     ("NCS_IPC_PORT", "with --nso: NSO's IPC port (default 4569)", _CLIENT + ("cdb",)),
-    ("CONFD_HA_TOKEN", "the HA token, when there is no --token-file (empty = not set)", _TOKEN),
+    ("CONFD_HA_TOKEN", "the HA token, when there is no --token-file (empty = not set)",
+     _TOKEN + ("agent run",)),
+    ("CONFD_HA_ETCD", "agent: etcd client URLs, comma-separated (default: the configuration's, "
+     "else http://127.0.0.1:2379)", _AGENT),
+    ("CONFD_HA_CLUSTER", "agent: the cluster's name (default: the configuration's)", _AGENT),
+    ("ETCD", "demo --agent: the etcd binary (default: etcd on PATH, else /usr/bin/etcd)",
+     ("demo",)),
     ("CONFD_IPC_ACCESS_FILE", "the IPC access secret, if the daemon checks IPC access",
      _CLIENT),
     ("NCS_IPC_ACCESS_FILE", "the same, for NSO", _CLIENT),
@@ -58,7 +65,37 @@ _EXITS = {
                 INTERRUPTED: "Ctrl-C before the node started (after that: a clean stop, 0)",
                 PIPE: None},
     "demo": {OK: None, REFUSED: "a step did not behave as described (it says which)",
-             USAGE: None, INTERRUPTED: "interrupted; every node was stopped", PIPE: None},
+             USAGE: "bad options; --agent: etcd or httpx is not installed (the message says "
+                    "how to install it)",
+             INTERRUPTED: "interrupted; every node was stopped", PIPE: None},
+    "agent": {OK: None, REFUSED: "etcd or the cluster's state refused the request (the message "
+                                 "says why); run: the agent cannot go on",
+              USAGE: "bad options, configuration or token; httpx is not installed (pip "
+                     "install 'confd-ha[agent]')",
+              UNREACHABLE: "no etcd endpoint answered (they are named); run: or the health "
+                           "endpoint cannot listen",
+              TIMEOUT: "switchover, failover: not done within --timeout (it may still "
+                       "happen: check with `confd-ha agent list`)",
+              INTERRUPTED: None, PIPE: None},
+    "agent run": {OK: "stopped by SIGTERM or SIGINT (a primary demoted first, the lease "
+                      "revoked)",
+                  REFUSED: "the agent cannot go on and says why (e.g. the primary refused "
+                           "this node's HA token)",
+                  USAGE: "bad options, configuration or token; httpx is not installed (pip "
+                         "install 'confd-ha[agent]')",
+                  UNREACHABLE: "etcd cannot be reached at start (the endpoints are named), or "
+                               "the health endpoint cannot listen",
+                  INTERRUPTED: "Ctrl-C before the agent started (after that: a clean stop, "
+                               "0)", PIPE: None},
+    "agent ops": {OK: None, REFUSED: "etcd or the cluster's state refused the request (no "
+                                     "such member, not in sync, paused, no leader, a request "
+                                     "pending; the message says which)",
+                  USAGE: "bad options or configuration; httpx is not installed (pip install "
+                         "'confd-ha[agent]')",
+                  UNREACHABLE: "no etcd endpoint answered (they are named)",
+                  TIMEOUT: "switchover, failover: not done within --timeout (it may still "
+                           "happen: check with `confd-ha agent list`)",
+                  INTERRUPTED: None, PIPE: None},
     "docs": (OK, USAGE, INTERRUPTED, PIPE),
 }
 
@@ -204,18 +241,24 @@ class Formatter(argparse.HelpFormatter):
         for para in text.split("\n\n"):
             if not para.startswith("  ") and ":\n  " not in para:
                 out.append(textwrap.fill(" ".join(para.split()), width,
-                                         initial_indent=indent, subsequent_indent=indent))
+                                         initial_indent=indent, subsequent_indent=indent,
+                                         break_on_hyphens=False))
                 continue
             lines = []
             for line in para.split("\n"):
                 m = re.match(r"(\s+\S+\s{2,})(\S.*)$", line)
                 if m and len(line) > width:
                     lines.append(textwrap.fill(m.group(2), width, initial_indent=m.group(1),
-                                               subsequent_indent=" " * len(m.group(1))))
+                                               subsequent_indent=" " * len(m.group(1)),
+                                               break_on_hyphens=False))
                 else:
                     lines.append(line)
             out.append("\n".join(indent + line for line in lines))
         return "\n\n".join(out)
+
+    def _split_lines(self, text, width):
+        # as argparse's, but never splitting `confd-ha` or an option name at a hyphen
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 class Parser(argparse.ArgumentParser):
@@ -238,7 +281,8 @@ class Parser(argparse.ArgumentParser):
 
             choices = re.findall(r"'([^']*)'", m.group(3))
             close = difflib.get_close_matches(m.group(2), choices, 1)
-            what = "command" if m.group(1) == "COMMAND" else "cdb action"
+            what = "command" if m.group(1) == "COMMAND" else "%s action" % (
+                self.prog.split()[-1])
             message = "unknown %s %s%s" % (what, shown(m.group(2)),
                                            " (did you mean %s?)" % close[0] if close else "")
         else:
@@ -254,7 +298,7 @@ class Parser(argparse.ArgumentParser):
 
 def _command_names():
     return {n for name, aliases, _h, _d in COMMANDS for n in [name] + aliases} | {
-        "cdb", "emulate", "demo", "completion", "man"}
+        "cdb", "agent", "emulate", "demo", "completion", "man"}
 
 
 # ---------------------------------------------------------------- help texts
@@ -263,7 +307,8 @@ def _command_names():
 def epilog(command: str) -> str:
     """The environment and exit-status sections of a command's ``--help``."""
     lines = []
-    env = [(name, text) for name, text, commands in ENVIRONMENT if command in commands]
+    env = [(name, text) for name, text, commands in ENVIRONMENT
+           if command in commands or command.split(" ")[0] in commands]
     if env:
         lines.append("environment:")
         lines += ["  %-24s%s" % (name, text) for name, text in env]
@@ -279,8 +324,9 @@ def epilog(command: str) -> str:
 def exit_codes(command: str):
     """``[(code, meaning)]`` for a command."""
     key = command if command in _EXITS else (
+        "agent ops" if command.startswith("agent ") else
         "docs" if command in ("completion", "man") else "client")
-    table = _EXITS[key]
+    table: Any = _EXITS[key]
     if not isinstance(table, dict):
         table = dict.fromkeys(table)
     texts = {code: text for code, _name, text in EXIT_CODES}
@@ -394,9 +440,11 @@ def build_parser() -> Parser:
         _connection(sp, token=name != "watch")
         _general(sp, 1)
 
+    from .cli_parser_agent import add_agent
     from .cli_parser_emulator import add_cdb, add_demo, add_emulate
 
     add_cdb(sub)
+    add_agent(sub)
     add_emulate(sub)
     add_demo(sub)
     _add_docs(sub)

@@ -185,11 +185,19 @@ def add_demo(sub) -> None:
         "whole HA lifecycle, as an HA framework would, narrating each step: a primary, a "
         "synchronous and an asynchronous join, replication, a refused write, the primary's "
         "death, failover and re-pointing. Each step checks what it shows. The nodes listen "
-        "on PREFIX1, PREFIX2, PREFIX3 (default 127.0.0.1-3) with free ports.",
+        "on PREFIX1, PREFIX2, PREFIX3 (default 127.0.0.1-3) with free ports.\n\n"
+        "With --agent the HA agent does the work instead: a three-member etcd on 127.0.1.1-3 "
+        "(free ports), three nodes and one `confd-ha agent` each, in this process; the "
+        "election, the primary node killed and the automatic failover (timed), a switchover "
+        "back, then everything stopped. It needs etcd (apt-get install etcd-server, or $ETCD) "
+        "and httpx (pip install 'confd-ha[agent]').",
         epilog=epilog("demo"))
     sp.set_defaults(cmd="demo")
     sp.add_argument("--tick", type=tick, default=0.5, metavar="SECONDS",
                     help="tick timeout of the demo nodes (default 0.5)")
     sp.add_argument("--prefix", type=address_prefix, default="127.0.0.", metavar="PREFIX",
                     help="address prefix of the nodes (default 127.0.0.: 127.0.0.1-3)")
+    sp.add_argument("--agent", action="store_true", default=False,
+                    help="let three HA agents on a three-member etcd do the failover and a "
+                         "switchover")
     _general(sp, 1)

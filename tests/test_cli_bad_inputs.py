@@ -14,8 +14,8 @@ import socket
 
 import pytest
 
-from cli_helpers import (Server, dead_port, environment, hang_up, hello_then_silent, http, run,
-                         silent)
+from cli_helpers import (TOKEN, Server, dead_port, environment, hang_up, hello_then_silent, http,
+                         run, silent)
 from confd_ha.cli_errors import EXIT_CODES
 from confd_ha.cli_parser import exit_codes
 
@@ -98,6 +98,67 @@ CASES = [
     ("emulate-log-level", ["emulate", "--log-level", "loud"], {}, 2, "--log-level"),
     ("emulate-vsn-text", ["emulate", "--vsn", "v8"], {}, 2, "'v8' is not an integer"),
     ("completion-fish", ["completion", "fish"], {}, 2, "invalid choice: 'fish'"),
+    # -------- the HA agent: command line, configuration, environment, installation (2)
+    ("agent-no-action", ["agent"], {}, 2, "required: ACTION"),
+    ("agent-unknown-action", ["agent", "lst"], {}, 2,
+     "unknown agent action 'lst' (did you mean list?)"),
+    ("agent-config-missing", ["agent", "run", "--config", "/nonexistent/agent.toml"], {}, 2,
+     "cannot read the configuration /nonexistent/agent.toml: No such file or directory"),
+    ("agent-config-bad-toml", ["agent", "run", "--config", "{bad_toml}"], {}, 2,
+     "{bad_toml} is not valid TOML: "),
+    ("agent-config-bad-ttl", ["agent", "run", "--config", "{ttl_toml}"], {}, 2,
+     "bad agent configuration: ttl must be an integer number of seconds >= 2"),
+    ("agent-config-unknown-setting", ["agent", "run", "--config", "{unknown_toml}"], {}, 2,
+     "unknown setting 'colour'"),
+    ("agent-config-token-inside", ["agent", "run", "--config", "{token_toml}"], {}, 2,
+     "the HA token is not a setting; put it in token_file"),
+    ("agent-list-bad-config", ["agent", "list", "--config", "{bad_toml}"], {}, 2,
+     "is not valid TOML"),
+    ("agent-ttl-option", ["agent", "run", "--ttl", "1"], {}, 2,
+     "--ttl: '1' is not a lease TTL (a whole number of seconds, at least 2)"),
+    ("agent-ttl-text", ["agent", "run", "--ttl", "ten"], {}, 2, "'ten' is not a lease TTL"),
+    ("agent-ttl-vs-loop", ["agent", "run", "--cluster", "c", "--node-id", "n1", "--ttl", "3",
+                           "--loop-wait", "1"], {}, 2,
+     "ttl must be > 2 * loop_wait + order_timeout"),
+    ("agent-loop-wait-zero", ["agent", "run", "--loop-wait", "0"], {}, 2,
+     "--loop-wait: '0' is not a number of seconds"),
+    ("agent-no-node-id", ["agent", "run", "--cluster", "c"], {}, 2, "node_id must be set"),
+    ("agent-no-token", ["agent", "run", "--cluster", "c", "--node-id", "n1"],
+     {"CONFD_HA_TOKEN": ""}, 2, "no HA token: set token_file in the configuration or the "
+     "environment variable CONFD_HA_TOKEN"),
+    ("agent-token-file-missing", ["agent", "run", "--cluster", "c", "--node-id", "n1",
+                                  "--token-file", "/nonexistent/token"], {}, 2,
+     "cannot read token_file /nonexistent/token"),
+    ("agent-token-file-endless", ["agent", "run", "--cluster", "c", "--node-id", "n1",
+                                  "--token-file", "/dev/zero"], {}, 2,
+     "token_file /dev/zero is longer than 64 KiB: not a token file"),
+    ("agent-api-port", ["agent", "run", "--api-port", "70000"], {}, 2,
+     "--api-port: '70000' is not a port number"),
+    ("agent-no-cluster", ["agent", "list"], {}, 2,
+     "no cluster name: give --cluster NAME, $CONFD_HA_CLUSTER or --config FILE"),
+    ("agent-cluster-bad", ["agent", "pause", "--cluster", "a b"], {}, 2,
+     "--cluster: 'a b' is not a cluster name"),
+    ("agent-etcd-no-scheme", ["agent", "list", "--cluster", "c", "--etcd", "127.0.0.1:2379"], {},
+     2, "--etcd: '127.0.0.1:2379' is not an etcd URL (http://host:port"),
+    ("agent-etcd-no-port", ["agent", "list", "--cluster", "c", "--etcd", "http://127.0.0.1"], {},
+     2, "'http://127.0.0.1' has no port"),
+    ("agent-etcd-empty-item", ["agent", "resume", "--cluster", "c", "--etcd",
+                               "http://127.0.0.1:2379,"], {}, 2, "is not a list of etcd URLs"),
+    ("agent-env-etcd", ["agent", "list", "--cluster", "c"], {"CONFD_HA_ETCD": "ftp://x:1"}, 2,
+     "$CONFD_HA_ETCD: 'ftp://x:1' is not an etcd URL"),
+    ("agent-env-cluster", ["agent", "list"], {"CONFD_HA_CLUSTER": "a/b"}, 2,
+     "$CONFD_HA_CLUSTER: 'a/b' is not a cluster name"),
+    ("agent-switchover-no-to", ["agent", "switchover", "--cluster", "c"], {}, 2,
+     "required: --to"),
+    ("agent-to-empty", ["agent", "failover", "--to", ""], {}, 2, "a node id must not be empty"),
+    ("agent-timeout-zero", ["agent", "list", "--timeout", "0"], {}, 2,
+     "--timeout: '0' is not a number of seconds (more than 0"),
+    ("agent-no-httpx", ["agent", "list", "--cluster", "c"], {"PYTHONPATH": "{nohttpx}"}, 2,
+     "the agent needs the Python package httpx"),
+    ("agent-no-httpx-json", ["agent", "list", "--cluster", "c", "--json"],
+     {"PYTHONPATH": "{nohttpx}"}, 2, "pip install 'confd-ha[agent]'"),
+    ("demo-agent-no-etcd", ["demo", "--agent"], {"ETCD": "/nonexistent/etcd"}, 2,
+     "install it: apt-get install etcd-server"),
     # -------- the target (3)
     ("nothing-listens", ["status", "--ipc-port", "{dead}"], {}, 3,
      "cannot connect to ConfD at 127.0.0.1:{dead}: nothing listens there"),
@@ -121,12 +182,49 @@ CASES = [
      "no answer from 127.0.0.1:{full} in 0.5 s: the host does not answer"),
     ("cdb-nothing-there", ["cdb", "txid", "--ipc-port", "{dead}"], {}, 3,
      "cannot reach the emulated node at 127.0.0.1:{dead}: no `confd-ha emulate` runs there"),
+    ("agent-etcd-unreachable", ["agent", "list", "--cluster", "c", "--etcd",
+                                "http://127.0.0.1:{dead},http://127.0.0.2:{dead}",
+                                "--timeout", "1"], {}, 3,
+     "cannot reach etcd at http://127.0.0.1:{dead}, http://127.0.0.2:{dead}: no usable answer"),
+    ("agent-etcd-unreachable-json", ["agent", "pause", "--json", "--cluster", "c", "--etcd",
+                                     "http://127.0.0.1:{dead}", "--timeout", "1"], {}, 3,
+     "cannot reach etcd at http://127.0.0.1:{dead}"),
+    ("agent-etcd-is-http", ["agent", "list", "--cluster", "c", "--etcd",
+                            "http://127.0.0.1:{http}", "--timeout", "1"], {}, 3,
+     "cannot reach etcd at http://127.0.0.1:{http}"),
+    ("agent-run-etcd-unreachable", ["agent", "run", "--cluster", "c", "--node-id", "n1",
+                                    "--api-port", "0", "--etcd", "http://127.0.0.1:{dead}"], {},
+     3, "cannot reach etcd at http://127.0.0.1:{dead}"),
+    ("agent-run-api-port-busy", ["agent", "run", "--cluster", "c", "--node-id", "n1",
+                                 "--api-port", "{http}"], {}, 3,
+     "cannot listen on 127.0.0.1:{http} for the health endpoint"),
+    # -------- the HA agent: etcd answers, the cluster's state refuses (1) or times out (4)
+    ("agent-switchover-unknown-member", ["agent", "switchover", "--to", "n9", "--cluster",
+                                         "bad", "--etcd", "{etcd}"], {}, 1,
+     "no such member: n9 (members: n1, n2, n3)"),
+    ("agent-switchover-unknown-json", ["agent", "switchover", "--to", "n9", "--json",
+                                       "--cluster", "bad", "--etcd", "{etcd}"], {}, 1,
+     "no such member: n9"),
+    ("agent-switchover-to-leader", ["agent", "switchover", "--to", "n1", "--cluster", "bad",
+                                    "--etcd", "{etcd}"], {}, 1, "n1 is already the leader"),
+    ("agent-switchover-not-in-sync", ["agent", "switchover", "--to", "n3", "--cluster", "bad",
+                                      "--etcd", "{etcd}"], {}, 1,
+     "candidate not in sync: n3 is secondary of n1, health: node n3 does not answer"),
+    ("agent-failover-unknown-member", ["agent", "failover", "--to", "n7", "--cluster", "bad",
+                                       "--etcd", "{etcd}"], {}, 1, "no such member: n7"),
+    ("agent-failover-paused", ["agent", "failover", "--cluster", "paused", "--etcd", "{etcd}"],
+     {}, 1, "the cluster is paused: the agents order nothing; resume it first"),
+    ("agent-switchover-no-leader", ["agent", "switchover", "--to", "n2", "--cluster", "empty",
+                                    "--etcd", "{etcd}"], {}, 1, "no leader"),
     # -------- no answer in time (4)
     ("order-times-out", ["be-primary", "n1", "--ipc-port", "{hello}", "--timeout", "0.5"], {}, 4,
      "no answer from ConfD at 127.0.0.1:{hello} in 0.5 s: the order may still take effect; "
      "check with `confd-ha status`"),
     ("status-times-out", ["status", "--ipc-port", "{hello}", "--timeout", "0.5"], {}, 4,
      "no answer from ConfD at 127.0.0.1:{hello} in 0.5 s"),
+    ("agent-switchover-times-out", ["agent", "switchover", "--to", "n2", "--cluster", "bad",
+                                    "--etcd", "{etcd}", "--timeout", "1"], {}, 4,
+     "switchover to n2 not done within 1 s"),
     # -------- the node refuses (1)
     ("relay-on-none", ["be-relay", "--ipc-address", "127.0.0.%d" % BASE, "--ipc-port",
                        "{node_port}"], {}, 1,
@@ -144,14 +242,27 @@ def world(tmp_path_factory):
     node (a NONE node with a control endpoint)."""
     from confd_ha.emulator.runner import Cluster
 
-    empty = tmp_path_factory.mktemp("cli-bad") / "empty-token"
+    files = tmp_path_factory.mktemp("cli-bad")
+    empty = files / "empty-token"
     empty.write_bytes(b"\n")
+    tomls = {"bad_toml": "cluster = \"c\"\nnode_id = n1\n",
+             "ttl_toml": "cluster = \"c\"\nnode_id = \"n1\"\nttl = 1\n",
+             "unknown_toml": "cluster = \"c\"\nnode_id = \"n1\"\ncolour = \"blue\"\n",
+             "token_toml": "cluster = \"c\"\nnode_id = \"n1\"\ntoken = \"%s\"\n" % TOKEN}
+    for name, text in tomls.items():
+        (files / (name + ".toml")).write_text(text)
+    fake = files / "no-httpx" / "httpx"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError(\"No module named 'httpx'\")\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with Server(http) as h, Server(silent) as s, Server(hang_up) as u, \
             Server(hello_then_silent) as hello, full_backlog() as full, \
             Cluster(1, base=BASE, tick_timeout=0.2, control=True) as c:
-        yield {"dead": dead_port(), "http": h.port, "silent": s.port, "hangup": u.port,
-               "hello": hello.port, "full": full, "node_port": c[0].ipc_port,
-               "empty": str(empty)}
+        yield dict({"dead": dead_port(), "http": h.port, "silent": s.port, "hangup": u.port,
+                    "hello": hello.port, "full": full, "node_port": c[0].ipc_port,
+                    "empty": str(empty),
+                    "nohttpx": os.pathsep.join([str(fake.parent), root])},
+                   **{name: str(files / (name + ".toml")) for name in tomls})
 
 
 @contextlib.contextmanager
@@ -186,8 +297,61 @@ def _fill(value, world):
     return value.format(**world)
 
 
+@pytest.fixture(scope="module")
+def etcd_world():
+    """A one-member etcd (127.0.16.1) holding three clusters written by hand, as agents
+    would have: ``bad`` (leader n1; n2 a healthy secondary of n1; n3 a secondary whose node
+    does not answer), ``paused`` (a leader and the pause key) and ``empty`` (one member, no
+    leader)."""
+    from confd_ha.testing.etcd import EtcdCluster, EtcdNotFound, find_etcd
+
+    try:
+        find_etcd()
+    except EtcdNotFound as exc:
+        if os.environ.get("CI"):
+            pytest.fail("etcd is missing (CI is set): %s" % exc)
+        pytest.skip("etcd is missing: apt-get install etcd-server")
+    with EtcdCluster(1, prefix="127.0.16.") as etcd:
+        url = etcd.endpoints[0]
+
+        def member(node, state, primary=None, health="ok"):
+            return {"node": node, "ha_address": "127.0.0.1", "ipc": "127.0.0.1:4565",
+                    "state": state, "primary": primary, "connected": [], "health": health,
+                    "api": None, "lease": 0, "in_sync_with": primary, "paused": False,
+                    "updated": "2025-01-01T00:00:00.000Z"}
+        leader = {"node": "n1", "ha_address": "127.0.0.1", "since": "2025-01-01T00:00:00.000Z"}
+        for key, value in (
+                ("/confd-ha/bad/leader", leader),
+                ("/confd-ha/bad/members/n1", member("n1", "primary")),
+                ("/confd-ha/bad/members/n2", member("n2", "secondary", "n1")),
+                ("/confd-ha/bad/members/n3", member("n3", "secondary", "n1",
+                                                    "node n3 does not answer")),
+                ("/confd-ha/paused/leader", leader),
+                ("/confd-ha/paused/members/n1", member("n1", "primary")),
+                ("/confd-ha/paused/pause", {"since": "2025-01-01T00:00:00.000Z",
+                                            "by": "operator"}),
+                ("/confd-ha/empty/members/n2", member("n2", "none"))):
+            _etcd_put(url, key, json.dumps(value))
+        yield {"etcd": url}
+
+
+def _etcd_put(url: str, key: str, value: str) -> None:
+    import base64
+    import urllib.request
+
+    body = json.dumps({"key": base64.b64encode(key.encode()).decode(),
+                       "value": base64.b64encode(value.encode()).decode()}).encode()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener.open(urllib.request.Request(url + "/v3/kv/put", body), timeout=10).close()
+
+
 @pytest.mark.parametrize("name, argv, env, code, message", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(world, name, argv, env, code, message):
+def test_bad_input(world, request, name, argv, env, code, message):
+    if name.startswith("agent-") and "{nohttpx}" not in str(env) and not os.environ.get("CI"):
+        pytest.importorskip("httpx", reason="the agent needs httpx: pip install "
+                                            "'confd-ha[agent]'")
+    if any("{etcd}" in a for a in argv if isinstance(a, str)):
+        world = dict(world, **request.getfixturevalue("etcd_world"))
     argv = [_fill(a, world) for a in argv]
     p = run(argv, env=environment(**{k: _fill(v, world) for k, v in env.items()}))
     assert "Traceback" not in p.stdout + p.stderr
@@ -196,7 +360,7 @@ def test_bad_input(world, name, argv, env, code, message):
     assert code in [c for c, _name, _text in EXIT_CODES]
     command = next((a for a in argv if isinstance(a, str) and not a.startswith("-")), "")
     if command in ("status", "watch", "be-primary", "be-secondary", "be-none", "be-relay",
-                   "cdb", "emulate", "demo", "completion"):
+                   "cdb", "emulate", "demo", "completion", "agent"):
         assert code in [c for c, _text in exit_codes(command)]
     errors = [line for line in p.stderr.splitlines() if line.startswith("confd-ha: ")]
     others = [line for line in p.stderr.splitlines() if not line.startswith("confd-ha: ")]

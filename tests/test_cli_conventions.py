@@ -41,8 +41,10 @@ def test_version_and_python_m(trio):
 
 def test_help_describes_command_environment_and_exit_codes():
     for cmd in ("status", "watch", "be-primary", "be-secondary", "be-none", "be-relay",
-                "secondary-dead", "cdb", "emulate", "demo", "completion", "man"):
-        p = run([cmd, "--help"])
+                "secondary-dead", "cdb", "emulate", "demo", "completion", "man", "agent",
+                "agent run", "agent list", "agent switchover", "agent failover", "agent pause",
+                "agent resume"):
+        p = run(cmd.split() + ["--help"])
         assert p.returncode == 0 and p.stderr == ""
         text = p.stdout
         assert "exit status:" in text and "\n  0    " in text, cmd
@@ -51,6 +53,10 @@ def test_help_describes_command_environment_and_exit_codes():
             assert "environment:" in text and "CONFD_IPC_PORT" in text and "NCS_IPC_PORT" in text
     assert "CONFD_HA_TOKEN" in run(["be-none", "--help"]).stdout
     assert "CONFD_HA_TOKEN" not in run(["watch", "--help"]).stdout
+    agent_run = run(["agent", "run", "--help"]).stdout
+    assert "CONFD_HA_TOKEN" in agent_run and "CONFD_HA_ETCD" in agent_run
+    assert "pip install 'confd-ha[agent]'" in agent_run
+    assert "CONFD_HA_TOKEN" not in run(["agent", "list", "--help"]).stdout
 
 
 # ---------------------------------------------------------------- option positions

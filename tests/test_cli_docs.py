@@ -39,8 +39,10 @@ def everything():
 
 def test_the_parser_has_what_the_docs_must_list():
     words, opts = everything()
-    assert {"status", "be-master", "slave-dead", "cdb", "partition", "completion"} <= words
-    assert {"--nso", "--json", "--token-file", "--tick-timeout", "--prefix", "--kill"} <= opts
+    assert {"status", "be-master", "slave-dead", "cdb", "partition", "completion", "agent",
+            "switchover", "failover", "pause", "resume"} <= words
+    assert {"--nso", "--json", "--token-file", "--tick-timeout", "--prefix", "--kill", "--etcd",
+            "--cluster", "--to", "--ttl", "--api-port", "--agent"} <= opts
     assert "--token" not in opts          # accepted, warned about, never advertised
 
 
@@ -68,6 +70,12 @@ BASH_CASES = [
     (["completion", ""], {"bash", "zsh", "-h", "--help", "-q", "--quiet", "-v", "--verbose",
                           "--debug"}),
     (["status", "--token", "secret", "--js"], {"--json"}),
+    (["agent", "sw"], {"switchover"}),
+    (["agent", "--etcd", "http://127.0.0.1:2379", "li"], {"list"}),
+    (["agent", "run", "--tt"], {"--ttl"}),
+    (["agent", "failover", "--t"], {"--to", "--timeout"}),
+    (["agent", "run", "--flavour", ""], {"confd", "nso"}),
+    (["demo", "--ag"], {"--agent"}),
 ]
 
 
@@ -112,14 +120,16 @@ for input in "$@"; do
 done
 zpty -d z
 """ % tmp_path)
-    inputs = ["confd-ha sta", "confd-ha cdb upgr", "confd-ha status --flavour n"]
+    inputs = ["confd-ha sta", "confd-ha cdb upgr", "confd-ha status --flavour n",
+              "confd-ha agent switc"]
     p = subprocess.run(["zsh", "-f", str(driver)] + inputs, capture_output=True, text=True,
                        timeout=60, env=environment())
     shown = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out) for out in p.stdout.split("=== ")[1:]]
-    assert len(shown) == 3, p.stdout + p.stderr
+    assert len(shown) == 4, p.stdout + p.stderr
     assert "confd-ha status " in shown[0]
     assert "confd-ha cdb upgrade " in shown[1]
     assert "confd-ha status --flavour nso" in shown[2]
+    assert "confd-ha agent switchover " in shown[3]
 
 
 def test_man_page_lists_everything_and_renders_cleanly():
@@ -133,7 +143,8 @@ def test_man_page_lists_everything_and_renders_cleanly():
     for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "NSO MODE", "JSON OUTPUT",
                     "ENVIRONMENT", "EXIT STATUS", "EXAMPLES"):
         assert ".SH %s" % section in page
-    for var in ("CONFD_IPC_ADDR", "NCS_IPC_PORT", "CONFD_HA_TOKEN", "CONFD_IPC_ACCESS_FILE"):
+    for var in ("CONFD_IPC_ADDR", "NCS_IPC_PORT", "CONFD_HA_TOKEN", "CONFD_IPC_ACCESS_FILE",
+                "CONFD_HA_ETCD", "CONFD_HA_CLUSTER"):
         assert var in page
     if shutil.which("groff"):
         p = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z"], input=page,

@@ -1,0 +1,1 @@
+"""Helpers for tests, demos and benchmarks: not part of the client's API."""
