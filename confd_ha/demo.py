@@ -23,7 +23,7 @@ import signal
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
 
 import confd_ha as ha
 from confd_ha import error, events
@@ -301,11 +301,20 @@ def run(out, tick: float = 0.5, prefix: str = "127.0.0.") -> None:
         raise ValueError("the tick must be more than 0 and at most 60 seconds")
     demo = _Demo(out, tick, prefix)
     started = time.monotonic()
+    run_steps(demo, (demo.start, demo.n1_primary, demo.n2_joins, demo.n3_joins_async,
+                     demo.replicate, demo.refused_write, demo.kill_n1, demo.promote_n2,
+                     demo.repoint_n3, demo.final_status))
+    demo.say("Done in %.2f s; every node is stopped and every socket closed."
+             % (time.monotonic() - started))
+
+
+def run_steps(demo: Any, steps: Sequence[Callable[[], None]]) -> None:
+    """Run a demo's ``steps``, then ``demo.close()`` whatever happened. A failed step raises
+    :class:`StepFailed` naming it (``demo.step``, ``demo.title``); Ctrl-C and a closed output
+    pass through, and a Ctrl-C during the clean-up is held until it is done."""
     failure = None
     try:
-        for step in (demo.start, demo.n1_primary, demo.n2_joins, demo.n3_joins_async,
-                     demo.replicate, demo.refused_write, demo.kill_n1, demo.promote_n2,
-                     demo.repoint_n3, demo.final_status):
+        for step in steps:
             step()
     except (KeyboardInterrupt, BrokenPipeError):
         raise
@@ -324,5 +333,3 @@ def run(out, tick: float = 0.5, prefix: str = "127.0.0.") -> None:
             raise KeyboardInterrupt
     if failure is not None:
         raise failure
-    demo.say("Done in %.2f s; every node is stopped and every socket closed."
-             % (time.monotonic() - started))

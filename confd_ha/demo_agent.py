@@ -27,7 +27,7 @@ import time
 from typing import (TYPE_CHECKING, Any, Callable, Coroutine, Dict, List, Optional, Tuple,
                     TypeVar)
 
-from .demo import StepFailed, _ctrl_c_deferred
+from .demo import StepFailed, run_steps
 
 if TYPE_CHECKING:
     from .agent.core import Agent
@@ -412,30 +412,10 @@ def run(out: Any, tick: float = 0.5, prefix: str = "127.0.0.",
     find_etcd()    # EtcdNotFound: before anything starts
     demo = _AgentDemo(out, tick, prefix, etcd_prefix)
     started = time.monotonic()
-    failure: Optional[StepFailed] = None
     demo.say("confd-ha demo --agent: three emulated ConfD nodes and their HA agents in this "
              "process, a three-member etcd beside it; tick timeout %g s" % tick)
-    try:
-        for step in (demo.start_etcd, demo.start_nodes, demo.start_agents, demo.election,
+    run_steps(demo, (demo.start_etcd, demo.start_nodes, demo.start_agents, demo.election,
                      demo.kill_primary, demo.rejoin, demo.switchover, demo.safety,
-                     demo.stop_all):
-            step()
-    except (KeyboardInterrupt, BrokenPipeError):
-        raise
-    except Exception as exc:  # any failure of a step: say which, and what went wrong
-        failure = StepFailed("demo step %d (%s) failed: %s" % (
-            demo.step, demo.title, exc if isinstance(exc, StepFailed) else
-            "%s: %s" % (type(exc).__name__, exc)))
-        failure.__cause__ = exc
-    finally:
-        with _ctrl_c_deferred() as caught:
-            try:
-                demo.close()
-            except KeyboardInterrupt:
-                caught.append(True)
-        if caught:
-            raise KeyboardInterrupt
-    if failure is not None:
-        raise failure
+                     demo.stop_all))
     demo.say("Done in %.2f s; every agent, node and etcd member is stopped." % (
         time.monotonic() - started))

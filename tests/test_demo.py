@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -21,52 +20,9 @@ import confd_ha
 import confd_ha as ha
 from confd_ha import cli
 
+from demo_helpers import InterruptAt, child_pids, leaves_nothing, own_fds, steps  # noqa: F401
+
 SECRET = "demo-token"
-
-
-def own_fds() -> set:
-    return set(os.listdir("/proc/self/fd"))
-
-
-def child_pids() -> set:
-    """Processes whose parent is this one."""
-    me, pids = os.getpid(), set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as f:
-                    stat = f.read()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-                pids.add(int(entry))
-    return pids
-
-
-@pytest.fixture
-def leaves_nothing(tmp_path, monkeypatch):
-    """Runs the test in an empty directory; afterwards no thread, fd, child process or
-    file the test did not start with may remain."""
-    monkeypatch.chdir(tmp_path)
-    threads, fds, children = set(threading.enumerate()), own_fds(), child_pids()
-    yield
-    assert set(threading.enumerate()) == threads
-    assert own_fds() == fds
-    assert child_pids() == children
-    assert os.listdir(tmp_path) == []
-
-
-def steps(narration: str) -> dict:
-    """Step number -> the step's lines (heading first)."""
-    result, current = {}, None
-    for line in narration.splitlines():
-        m = re.match(r"\s*(\d+)\. ", line)
-        if m:
-            current = int(m.group(1))
-            result[current] = []
-        if current is not None:
-            result[current].append(line.strip())
-    return result
 
 
 def check_story(narration: str) -> None:
@@ -135,21 +91,6 @@ def test_demo_as_a_process(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-class InterruptAt(io.StringIO):
-    """Narration output that raises KeyboardInterrupt -- as Ctrl-C would, in the main thread
-    -- when the demo writes a line starting with ``prefix``."""
-
-    def __init__(self, prefix: str):
-        super().__init__()
-        self.prefix = prefix
-        self.fired = False
-
-    def write(self, text):
-        n = super().write(text)
-        if not self.fired and text.lstrip().startswith(self.prefix):
-            self.fired = True
-            raise KeyboardInterrupt
-        return n
 
 
 @pytest.mark.parametrize("prefix", [

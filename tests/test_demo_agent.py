@@ -25,8 +25,7 @@ import pytest
 
 import confd_ha
 from confd_ha import cli
-from test_demo import child_pids, own_fds, steps  # noqa: F401 -- (leaves_nothing below)
-from test_demo import leaves_nothing  # noqa: F401 -- a fixture
+from demo_helpers import InterruptAt, child_pids, leaves_nothing, own_fds, steps  # noqa: F401
 
 
 def _need(what: str, ok: bool, how: str) -> None:
@@ -219,23 +218,6 @@ def test_sigint_stops_everything(etcd_and_httpx, tmp_path):
     assert "Done in" not in out
     assert etcd_processes(p.pid) == []
     assert os.listdir(tmp_path) == []
-
-
-class InterruptAt(io.StringIO):
-    """Narration output that raises KeyboardInterrupt -- as Ctrl-C would, in the main thread
-    -- when the demo writes a line starting with ``prefix``."""
-
-    def __init__(self, prefix: str):
-        super().__init__()
-        self.prefix = prefix
-        self.fired = False
-
-    def write(self, text):
-        n = super().write(text)
-        if not self.fired and text.lstrip().startswith(self.prefix):
-            self.fired = True
-            raise KeyboardInterrupt
-        return n
 
 
 @pytest.mark.parametrize("prefix", [

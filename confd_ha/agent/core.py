@@ -309,6 +309,11 @@ class Agent:
             return   # the lease is about to run out: the fence decides, nothing else
         if leader is not None and leader.node == self.me and not self.is_leader:
             await self._take_back(snap)
+            if not self.is_leader:
+                # The key still names this node under another lease: neither lead nor
+                # follow (following would demote the node to join itself); try again at
+                # the next step, or compete once that lease has expired.
+                return
         if self.is_leader:
             if await handle_request(self, snap):
                 return
