@@ -26,7 +26,7 @@ from .cli_parser_agent import DEFAULT_ETCD, cluster_name, etcd_endpoints
 
 log = logging.getLogger("confd_ha.agent")
 
-AGENT_EXTRA = "pip install 'confd-ha[agent]'"
+AGENT_EXTRA = "pip install 'confd-ha[agent]' (in a clone of the project: pip install '.[agent]')"
 ENV_ETCD = "CONFD_HA_ETCD"
 ENV_CLUSTER = "CONFD_HA_CLUSTER"
 OPS_TIMEOUT = 5.0        # list, pause, resume: the longest wait for etcd
