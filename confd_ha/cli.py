@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from .cli_errors import (EXIT_OK, EXIT_PIPE, EXIT_USAGE, CliError, Context, classify, hostport,
                          usage)
-from .cli_output import dumps, print_status  # noqa: F401 -- re-exported
+from .cli_output import dumps, print_status, stderr_log  # noqa: F401 -- re-exported
 from .cli_parser import build_parser  # noqa: F401 -- re-exported
 
 _CLIENT_COMMANDS = ("status", "watch", "be-primary", "be-secondary", "be-none", "be-relay",
@@ -136,22 +136,10 @@ def _logging(args, err):
     if _own_signals_and_log(args):
         yield
         return
-    logger = logging.getLogger("confd_ha")
     level = (logging.DEBUG if args.verbose > 1 or args.debug else
              logging.INFO if args.verbose else logging.ERROR)
-    handler = logging.StreamHandler(err)
-    handler.setLevel(level)
-    handler.setFormatter(logging.Formatter("confd-ha: %(message)s"))
-    old = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
-    try:
+    with stderr_log(err, level, logging.Formatter("confd-ha: %(message)s")):
         yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old[0])
-        logger.propagate = old[1]
 
 
 def _own_signals_and_log(args) -> bool:

@@ -21,7 +21,7 @@ import threading
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .cli_errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, Context, hostport, usage
-from .cli_output import dumps, escape
+from .cli_output import dumps, escape, stderr_log
 from .cli_parser_agent import DEFAULT_ETCD, cluster_name, etcd_endpoints
 
 log = logging.getLogger("confd_ha.agent")
@@ -224,22 +224,11 @@ def run_agent(args: Any, ctx: Context, out: Any, err: Any) -> int:
 def _agent_log(args: Any, err: Any) -> Iterator[None]:
     """The package's log on stderr, one line per record with its local time: info by
     default, -q warnings, -v or --debug everything."""
-    logger = logging.getLogger("confd_ha")
     level = (logging.DEBUG if args.verbose or args.debug else
              logging.WARNING if args.quiet else logging.INFO)
-    handler = logging.StreamHandler(err)
-    handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)s %(message)s",
-                                           "%Y-%m-%dT%H:%M:%S"))
-    old = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
-    try:
+    with stderr_log(err, level, logging.Formatter(
+            "%(asctime)s.%(msecs)03d %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")):
         yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old[0])
-        logger.propagate = old[1]
 
 
 def ready_object(config: Any, api: str) -> Dict[str, Any]:

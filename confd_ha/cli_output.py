@@ -3,9 +3,11 @@ escaping that keeps a hostile node id from breaking a table or a terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
-from typing import Any, Dict, List, Optional
+import logging
+from typing import Any, Dict, Iterator, List, Optional
 
 STATE_NAMES = {1: "none", 2: "secondary", 3: "primary", 4: "secondary-relay"}
 EVENT_NAMES = {1: "noprimary", 2: "secondary-died", 3: "secondary-arrived",
@@ -138,3 +140,23 @@ def event_object(ev: dict, when: str) -> Dict[str, Any]:
     for key, value in event_fields(ev).items():
         obj[key] = json_text(value) if isinstance(value, str) else value
     return obj
+
+
+@contextlib.contextmanager
+def stderr_log(err: Any, level: int, formatter: logging.Formatter) -> Iterator[None]:
+    """The package's log (logger ``confd_ha``) on ``err`` at ``level`` while the block runs,
+    not passed on to the root logger; the logger's level and propagation are restored after."""
+    logger = logging.getLogger("confd_ha")
+    handler = logging.StreamHandler(err)
+    handler.setLevel(level)
+    handler.setFormatter(formatter)
+    old = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old[0])
+        logger.propagate = old[1]

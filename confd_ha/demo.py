@@ -49,7 +49,27 @@ class StepFailed(Exception):
     names the step."""
 
 
-class _Demo:
+class Narrator:
+    """A demo's narration on ``self.out``: numbered steps (``begin``), what each showed
+    (``saw``); ``step`` and ``title`` name the step under way (for :func:`run_steps`)."""
+
+    out: Any
+    step: int
+    title: str
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def begin(self, title: str, text: str) -> None:
+        self.step += 1
+        self.title = title
+        self.say("%2d. %s: %s" % (self.step, title, text))
+
+    def saw(self, text: str) -> None:
+        self.say("    -> " + text)
+
+
+class _Demo(Narrator):
     """The three nodes, their sockets, and the narration."""
 
     def __init__(self, out, tick: float, prefix: str):
@@ -66,19 +86,6 @@ class _Demo:
         self.control: Dict[str, socket.socket] = {}  # HA control sockets (the public API)
         self.events: Dict[str, socket.socket] = {}   # HA event sockets
         self.killed: Dict[str, int] = {}             # name -> step in which it was killed
-
-    # ------------------------------------------------------------ narration
-
-    def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
-
-    def begin(self, title: str, text: str) -> None:
-        self.step += 1
-        self.title = title
-        self.say("%2d. %s: %s" % (self.step, title, text))
-
-    def saw(self, text: str) -> None:
-        self.say("    -> " + text)
 
     # ------------------------------------------------------------ helpers
 

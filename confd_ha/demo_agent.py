@@ -27,7 +27,7 @@ import time
 from typing import (TYPE_CHECKING, Any, Callable, Coroutine, Dict, List, Optional, Tuple,
                     TypeVar)
 
-from .demo import StepFailed, run_steps
+from .demo import Narrator, StepFailed, run_steps
 
 if TYPE_CHECKING:
     from .agent.core import Agent
@@ -76,7 +76,7 @@ class _Sampler:
         self._thread.join(5)
 
 
-class _AgentDemo:
+class _AgentDemo(Narrator):
     def __init__(self, out: Any, tick: float, prefix: str, etcd_prefix: str) -> None:
         self.out = out
         self.tick = tick
@@ -94,19 +94,6 @@ class _AgentDemo:
         self.servers: Dict[str, HealthServer] = {}
         self.sampler: Optional[_Sampler] = None
         self.first_primary = ""
-
-    # ------------------------------------------------------------ narration
-
-    def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
-
-    def begin(self, title: str, text: str) -> None:
-        self.step += 1
-        self.title = title
-        self.say("%2d. %s: %s" % (self.step, title, text))
-
-    def saw(self, text: str) -> None:
-        self.say("    -> " + text)
 
     # ------------------------------------------------------------ helpers
 
