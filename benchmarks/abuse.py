@@ -4,7 +4,7 @@ without abusive clients running.
 
 Three processes, so that no two of them share a GIL:
 
-* the node: ``confd-ha emulate`` (``confd_ha.emulator.process.EmulatorProcess``);
+* the node: ``confd-ha emulate`` (``confd_ha.testing.process.EmulatorProcess``);
 * the abusers: this script re-run as ``--abuser KIND`` (threads inside; stops when its stdin
   closes);
 * the measuring client: this process, one HA control socket, ``confd_ha.status()`` in a
@@ -56,6 +56,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 if (ROOT / "confd_ha" / "__init__.py").is_file() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from _output import finish  # noqa: E402
 
 HELLO_HA = struct.pack(">BHIBB", 17, 82, 0x08020500, 0, 0)
 HELLO_EV = struct.pack(">BHIBB", 11, 82, 0x08020500, 0, 0)
@@ -391,8 +393,8 @@ def main(argv=None) -> int:
         return 0
 
     import confd_ha
-    from confd_ha.emulator.process import EmulatorProcess
-    from confd_ha.emulator.runner import PortReservation
+    from confd_ha.testing.process import EmulatorProcess
+    from confd_ha.testing.ports import PortReservation
 
     phases = [("baseline", [])] + [(k, [k]) for k in KINDS] + \
         [("all", [k for k in KINDS if k != "flood"])]
@@ -425,9 +427,7 @@ def main(argv=None) -> int:
                 results["node_rss_kib_start"] / 1024, results["node_rss_kib_end"] / 1024))
         finally:
             node.terminate()
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    finish(results, None, args.json)
     return 0
 
 

@@ -23,7 +23,6 @@ one primary other than the old one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -32,6 +31,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from _output import finish, loadavg, log, watchdog  # noqa: E402
 from _package import import_confd_ha  # noqa: E402
 
 FAILURES = {
@@ -214,8 +214,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.trials = args.trials or (3 if args.quick else 20)
     failures = [f for f in FAILURES if not args.only or f in args.only]
 
-    import faulthandler
-    faulthandler.dump_traceback_later(4 * 3600, exit=True)  # a bug must never hang a job
+    watchdog(4 * 3600)
 
     confd_ha = import_confd_ha(args.installed)
     try:
@@ -233,12 +232,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         World = agent_world.World
         STATE_PRIMARY = confd_ha.STATE_PRIMARY
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    def loadavg() -> str:
-        return "%.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else "?"
-
     results: Dict[str, Any] = {"environment": {
         "confd_ha_version": confd_ha.__version__, "python": platform.python_version(),
         "platform": platform.platform(terse=True), "cpus": os.cpu_count() or 0,
@@ -253,12 +246,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 results["runs"].append(bench.run(failure))
                 k = bench.k
     results["environment"]["loadavg_end"] = loadavg()
-    faulthandler.cancel_dump_traceback_later()
-    print(report(results))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
-        log("results written to %s" % args.json)
+    finish(results, report(results), args.json)
     bad = sum(r["two_primary_samples"] + len(r["errors"]) + r.get("demoted_at_or_after_ttl", 0)
               for r in results["runs"])
     return 1 if bad else 0

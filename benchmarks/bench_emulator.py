@@ -21,7 +21,6 @@ import concurrent.futures
 import cProfile
 import io
 import ipaddress
-import json
 import os
 import platform
 import pstats
@@ -35,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 
+from _output import finish, loadavg, log, watchdog  # noqa: E402
 from _package import import_confd_ha  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ CLOCK = time.perf_counter
 
 
 # Filled in by main() once the package is imported.
-ha = events = runner = process = None
+ha = events = ports = loop = process = None
 
 
 # ---------------------------------------------------------------- addresses and nodes
@@ -78,8 +78,8 @@ class InProcess:
     """Nodes on one EmulatorThread, one per address, one HA port reserved on all of them."""
 
     def __init__(self, addrs, tick: float, names=None):
-        self.reservation = runner.PortReservation(addrs)
-        self.emu = runner.EmulatorThread(timeout=120)
+        self.reservation = ports.PortReservation(addrs)
+        self.emu = loop.EmulatorThread(timeout=120)
         try:
             self.emu.start()
             self.nodes = [self.emu.add_node(
@@ -208,6 +208,23 @@ def read_until(sock, ha_type: int, timeout: float):
         n = events.read_notification(sock)
         if n.get("type") == events.NOTIF_HA_INFO and n["hnot"]["type"] == ha_type:
             return CLOCK(), n["hnot"]
+
+
+def read_each(sock, ha_types, timeout: float) -> dict:
+    """Read notifications from ``sock`` until one of each of ``ha_types``, in any order;
+    ``{ha_type: hnot}``."""
+    end = CLOCK() + timeout
+    got: dict = {}
+    while len(got) < len(ha_types):
+        left = end - CLOCK()
+        if left <= 0:
+            raise TimeoutError("no HA events %s within %s s" % (
+                [t for t in ha_types if t not in got], timeout))
+        sock.settimeout(left)
+        n = events.read_notification(sock)
+        if n.get("type") == events.NOTIF_HA_INFO and n["hnot"]["type"] in ha_types:
+            got.setdefault(n["hnot"]["type"], n["hnot"])
+    return got
 
 
 def drain(socks, quiet: float = 0.05) -> None:
@@ -341,12 +358,14 @@ def run_joins(endpoints, primary_address: str, *, mode: str, pool: int, timeout:
         t_status = CLOCK()
         # Each secondary's own events: how it was initialised, and (async) the order's result.
         copies, results_ok = 0, 0
+        wanted = [events.HA_INFO_SECONDARY_INITIALIZED]
+        if mode == "async":  # ConfD sends the result first (docs/conformance.md)
+            wanted.append(events.HA_INFO_BESECONDARY_RESULT)
         for i in range(1, n + 1):
-            _, hnot = read_until(cl.ev[i], events.HA_INFO_SECONDARY_INITIALIZED, 10)
-            copies += hnot["cdb_initialized_by_copy"] == 1
+            got = read_each(cl.ev[i], wanted, 10)
+            copies += got[events.HA_INFO_SECONDARY_INITIALIZED]["cdb_initialized_by_copy"] == 1
             if mode == "async":
-                _, hnot = read_until(cl.ev[i], events.HA_INFO_BESECONDARY_RESULT, 10)
-                results_ok += hnot["besecondary_result"] == 0
+                results_ok += got[events.HA_INFO_BESECONDARY_RESULT]["besecondary_result"] == 0
             else:
                 results_ok += 1
         results_ok -= len(errors)
@@ -406,7 +425,7 @@ def bench_join_processes(args, log) -> dict:
     out = {"processes": args.processes, "tick": args.join_tick, "seed_keys": args.seed_keys,
            "runs": []}
     for mode in ("async", "sync"):
-        with runner.PortReservation(addrs) as res:
+        with ports.PortReservation(addrs) as res:
             t0 = CLOCK()
             procs = start_processes(addrs, res.port, args.join_tick)
             try:
@@ -692,7 +711,7 @@ def report(results) -> str:
 
 
 def main(argv=None) -> int:
-    global ha, events, runner, process
+    global ha, events, ports, loop, process
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="a short run: 64 nodes, 8 processes, fewer rounds")
@@ -739,21 +758,14 @@ def main(argv=None) -> int:
         raise SystemExit("--nodes and --processes must be at least 2")
     sections = set(args.only or ("join", "processes", "kill", "freeze"))
 
-    import faulthandler
-    faulthandler.dump_traceback_later(3600, exit=True)  # a bug must never hang a CI job
+    watchdog(3600)
 
     confd_ha = import_confd_ha(args.installed)
     import confd_ha.events as ev_mod
-    from confd_ha.emulator import process as proc_mod, runner as runner_mod
+    from confd_ha.testing import loop as loop_mod, ports as ports_mod, process as proc_mod
 
-    ha, events, runner, process = confd_ha, ev_mod, runner_mod, proc_mod
+    ha, events, ports, loop, process = confd_ha, ev_mod, ports_mod, loop_mod, proc_mod
     _raise_fd_limit(4 * args.nodes + 256)
-
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
-
-    def loadavg():
-        return "%.2f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else "?"
 
     results = {"environment": {
         "confd_ha_version": confd_ha.__version__,
@@ -778,12 +790,7 @@ def main(argv=None) -> int:
         log("4. profile of the mass join ...")
         results["profile"] = profile_join(args, log)
     results["environment"]["loadavg_end"] = loadavg()
-    faulthandler.cancel_dump_traceback_later()
-    print(report(results))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
-        log("results written to %s" % args.json)
+    finish(results, report(results), args.json)
     return 0
 
 

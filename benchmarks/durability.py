@@ -7,7 +7,7 @@ Each round:
    its own ``--data-dir`` and a short tick timeout, form a cluster through the real client
    (``confd_ha.connect`` + ``beprimary`` / ``besecondary(waitreply=1)``);
 2. a commit stream runs on the primary through its control endpoint
-   (``confd_ha.emulator.control.ControlClient``, op ``set``); every commit that returned a
+   (``confd_ha.testing.control.ControlClient``, op ``set``); every commit that returned a
    transaction id is *acknowledged* and recorded (path, value, txid);
 3. in the middle of the stream the primary process is killed with SIGKILL;
 4. both secondaries must report NONE (primary lost) and hold every acknowledged commit;
@@ -34,7 +34,6 @@ Exit status 0 when no acknowledged commit was ever lost, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -52,9 +51,10 @@ if (ROOT / "confd_ha" / "__init__.py").is_file() and str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import confd_ha as ha  # noqa: E402
-from confd_ha.emulator.control import ControlClient, ControlError, Unreachable  # noqa: E402
-from confd_ha.emulator.process import EmulatorProcess  # noqa: E402
-from confd_ha.emulator.runner import PortReservation, loopback_addresses  # noqa: E402
+from confd_ha.testing.control import ControlClient, ControlError, Unreachable  # noqa: E402
+from confd_ha.testing.process import EmulatorProcess  # noqa: E402
+from confd_ha.testing.ports import PortReservation, loopback_addresses  # noqa: E402
+from _output import finish  # noqa: E402
 
 TOKEN = "durability-token"
 
@@ -251,9 +251,7 @@ def main(argv=None) -> int:
           "present after failover (each secondary) %(present_after_failover_each_secondary)d, "
           "present after restart (each node) %(present_after_restart_each_node)d, txids kept "
           "%(txids_kept)s -> " % total + ("OK" if total["all_ok"] else "ACKNOWLEDGED DATA LOST"))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rounds": rounds, "total": total}, f, indent=2)
+    finish({"rounds": rounds, "total": total}, None, args.json)
     return 0 if total["all_ok"] else 1
 
 

@@ -12,7 +12,7 @@
    node; traced growth < 64 KiB; descriptors constant.
 
 2. ``cycles`` -- 1000 join/leave cycles on an in-process 3-node cluster
-   (``confd_ha.emulator.runner.Cluster``): per cycle the primary commits one value, both
+   (``confd_ha.testing.cluster.Cluster``): per cycle the primary commits one value, both
    secondaries ``besecondary`` (waitreply=1) through their kept control sockets, the primary
    lists them, both ``benone``, the primary lists nobody; an event subscriber on the primary
    reads every SECONDARY_ARRIVED / SECONDARY_DIED. At every checkpoint (each 100 cycles): open
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import platform
 import socket
@@ -51,6 +50,7 @@ if (ROOT / "confd_ha" / "__init__.py").is_file() and str(ROOT) not in sys.path:
 
 import confd_ha as ha  # noqa: E402
 from confd_ha import events  # noqa: E402
+from _output import finish  # noqa: E402
 
 MIB = 1 << 20
 
@@ -90,8 +90,8 @@ def status_calls(s, n: int, toggle_every: int, start: int, expected: dict) -> in
 
 
 def soak_status(calls: int, checkpoint: int, traced_calls: int, report) -> dict:
-    from confd_ha.emulator.process import EmulatorProcess
-    from confd_ha.emulator.runner import PortReservation
+    from confd_ha.testing.process import EmulatorProcess
+    from confd_ha.testing.ports import PortReservation
 
     out = {"calls": calls, "checkpoints": []}
     with PortReservation(["127.0.0.1"]) as res:
@@ -160,7 +160,7 @@ def wait_until(pred, timeout=10.0, what="condition"):
 
 
 def soak_cycles(cycles: int, checkpoint: int, report) -> dict:
-    from confd_ha.emulator.runner import Cluster
+    from confd_ha.testing.cluster import Cluster
 
     out = {"cycles": cycles, "checkpoints": []}
     with Cluster(3, tick_timeout=1.0) as c:
@@ -258,9 +258,7 @@ def main(argv=None) -> int:
                    r["ms_per_cycle"], r["checkpoints"][0]["cycle"], r["checkpoints"][-1]["cycle"],
                    r["fd_growth"], r["task_growth"], r["traced_growth_bytes"],
                    r["rss_growth_kib"], r["events"], "PASS" if r["pass"] else "FAIL"))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    finish(results, None, args.json)
     return 0 if all(r["pass"] for r in results.values()) else 1
 
 

@@ -17,9 +17,10 @@ Both name generations are there (``bemaster``/``beprimary``, ``beslave``/``besec
 
 from __future__ import annotations
 
-import os
 import socket as _socket
-from typing import Optional as _Optional, overload as _overload
+import sys as _sys
+from typing import TYPE_CHECKING as _TYPE_CHECKING, Dict as _Dict, Optional as _Optional
+from typing import overload as _overload
 
 from ._findcore import load as _load_core
 from ._version import __version__ as __version__
@@ -29,7 +30,8 @@ from ._version import __version__ as __version__
 _ffi, _lib = _load_core(__path__, __version__)
 _CORE_VERSION: str = _ffi.string(_lib.chd_version()).decode()
 
-from . import _args, _handshake, _io, _protocol, error  # noqa: E402
+from . import _args, _handshake, _io, _protocol, _settings, error  # noqa: E402
+from ._consts import State as _State  # noqa: E402
 from ._args import NodeId as _NodeId, PathArg as _PathArg, Token as _Token  # noqa: E402
 from ._args import node_term as node_term  # noqa: E402 -- re-exported
 from .value import *  # noqa: E402,F401,F403 -- the C_* constants, as in _confd
@@ -38,24 +40,25 @@ from .value import Value as Value  # noqa: E402
 
 # ---------------------------------------------------------------- constants
 
-STATE_NONE = 1
-STATE_SECONDARY = 2
-STATE_PRIMARY = 3
-STATE_SECONDARY_RELAY = 4
-STATE_SLAVE = STATE_SECONDARY
-STATE_MASTER = STATE_PRIMARY
-STATE_SLAVE_RELAY = STATE_SECONDARY_RELAY
+# Each with its name of the old generation beside it.
+STATE_NONE = _State.NONE
+STATE_SECONDARY = STATE_SLAVE = _State.SECONDARY
+STATE_PRIMARY = STATE_MASTER = _State.PRIMARY
+STATE_SECONDARY_RELAY = STATE_SLAVE_RELAY = _State.SECONDARY_RELAY
 
-CONFD_PORT = 4565
-NCS_PORT = 4569
-ADDR = os.environ.get("CONFD_IPC_ADDR") or "127.0.0.1"
-try:
-    PORT = int(os.environ.get("CONFD_IPC_PORT") or CONFD_PORT)
-except ValueError:
-    PORT = CONFD_PORT
-
-LIB_PROTO_VSN = _handshake.SETTINGS.proto_vsn
-LIB_VSN = _handshake.SETTINGS.lib_vsn
+CONFD_PORT = _settings.CONFD_PORT
+NCS_PORT = _settings.NCS_PORT
+# ADDR, PORT (this flavour's defaults, _settings.CONFD, read from $CONFD_IPC_ADDR/PORT at
+# import) and LIB_PROTO_VSN, LIB_VSN (_settings.SETTINGS) are attributes of this module's
+# class (_settings.FlavourModule): one value each, which assignments change too.
+_DEFAULTS = _settings.CONFD
+_DEFAULTS.read_env()
+_sys.modules[__name__].__class__ = _settings.FlavourModule
+if _TYPE_CHECKING:
+    ADDR: str
+    PORT: int
+    LIB_PROTO_VSN: int
+    LIB_VSN: int
 
 daemon_info = _handshake.daemon_info
 
@@ -78,24 +81,8 @@ def configure(*, proto_vsn: int | None = None, lib_vsn: int | None = None,
     daemons older than NSO 5.4). ``max_reply``: largest reply frame accepted (default 16 MiB;
     a larger one fails with ``ERR_PROTOUSAGE`` before it is read, and the socket is closed).
     """
-    global LIB_PROTO_VSN, LIB_VSN
-    s = _handshake.SETTINGS
-    if proto_vsn is not None:
-        if not 0 <= proto_vsn <= 0xFFFF:
-            raise ValueError("proto_vsn must be 0..65535")
-        s.proto_vsn = LIB_PROTO_VSN = proto_vsn
-    if lib_vsn is not None:
-        if not 0 <= lib_vsn <= 0xFFFFFFFF:
-            raise ValueError("lib_vsn must be a 32-bit value")
-        s.lib_vsn = LIB_VSN = lib_vsn
-    if access_version is not None:
-        if access_version not in (1, 2):
-            raise ValueError("access_version must be 1 or 2")
-        s.access_version = access_version
-    if max_reply is not None:
-        if not 64 <= max_reply <= 0xFFFFFFFF:
-            raise ValueError("max_reply must be 64 bytes .. 4 GiB - 1")
-        s.max_reply = max_reply
+    _settings.SETTINGS.configure(proto_vsn=proto_vsn, lib_vsn=lib_vsn,
+                                 access_version=access_version, max_reply=max_reply)
 
 
 # ---------------------------------------------------------------- the API
@@ -114,18 +101,25 @@ def connect(sock: _socket.socket, token: _Token, ip: _Optional[str] = None,
     Keyword ``options``: ``proto_vsn``, ``lib_vsn``, ``access_version`` for this connection
     only (see :func:`configure`).
     """
+    _connect(_DEFAULTS, sock, token, ip, port, pstr, options)
+
+
+def _connect(defaults: _settings.Defaults, sock: _socket.socket, token: _Token,
+             ip: _Optional[str], port: _Optional[int], pstr: _Optional[_PathArg],
+             options: _Dict[str, int]) -> None:
+    """:func:`connect` with a flavour's ``defaults`` (``confd_ha.ncs`` passes NSO's)."""
     _handshake.check_options(options)
     token_bytes = _args.token_bytes(token)
     ip, port, pstr = _args.address_args(ip, port, pstr)
     _args.check_sock(sock)
-    address = _handshake.target_address(sock, ip, port, pstr, ADDR, PORT)
+    address = _handshake.target_address(sock, ip, port, pstr, defaults.addr, defaults.port)
     _handshake.open_connection(sock, _protocol.CT_HA, address, **options)
     # The token's bytes as one raw frame, no NUL; the daemon does not reply.
     _io.send(sock, _protocol.frame(token_bytes))
 
 
 def _call(sock: _socket.socket, request: bytes) -> None:
-    _protocol.decode_reply(_io.call(sock, request, _handshake.SETTINGS.max_reply))
+    _protocol.decode_reply(_io.call(sock, request, _settings.SETTINGS.max_reply))
 
 
 def beprimary(sock: _socket.socket, mynodeid: _NodeId) -> None:
@@ -189,7 +183,7 @@ def status(sock: _socket.socket) -> _Status:
     if not isinstance(sock, _socket.socket):  # checked inline: status() is the hot path
         _args.check_sock(sock)
     return _protocol.decode_status(
-        _io.call(sock, _protocol.GETSTATUS_FRAME, _handshake.SETTINGS.max_reply))
+        _io.call(sock, _protocol.GETSTATUS_FRAME, _settings.SETTINGS.max_reply))
 
 
 bemaster = beprimary

@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Any, NoReturn, Optional, Tuple, Union
 
-from . import _protocol, error
+from . import _address, _protocol, error
 from ._terms import Term
 from .value import Value, ValueLike
 
@@ -121,7 +121,7 @@ def node_term(obj: object, argname: str = "nodeid") -> Term:
 
 def primary_address(ip: str, argname: str) -> Tuple[int, bytes]:
     """``(AF, packed)`` of an IP literal; the Python API accepts nothing else (W-22)."""
-    parsed = _protocol.parse_ip(ip)
+    parsed = _address.parse_ip(ip)
     if parsed is None:
         raise ValueError("Invalid master address." if argname == "masterip"
                          else "Invalid primary_ip address.")

@@ -19,14 +19,12 @@ import logging
 import os
 import socket
 import weakref
-from dataclasses import dataclass
 from typing import Any, Generator, Mapping, NamedTuple, Optional, Tuple, Union
 
-from . import _args, _io, _protocol, error
+from . import _address, _args, _io, _protocol, _settings, error
+from ._settings import ACCESS_FILE_VARS, SETTINGS as SETTINGS  # SETTINGS: what configure() sets
 
 log = logging.getLogger("confd_ha")
-
-ACCESS_FILE_VARS = ("CONFD_IPC_ACCESS_FILE", "NCS_IPC_ACCESS_FILE")
 
 # Steps yielded by exchange().
 SEND = "send"
@@ -35,18 +33,6 @@ RECV = "recv"
 # returns the daemon's reply.
 Flow = Generator[Tuple[str, Any], Any, _protocol.Hello]
 
-
-@dataclass
-class Settings:
-    """Client-wide settings; change them with :func:`confd_ha.configure`."""
-
-    proto_vsn: int = _protocol.DEFAULT_PROTO_VSN
-    lib_vsn: int = _protocol.DEFAULT_LIB_VSN
-    access_version: int = _protocol.ACCESS_V2   # W-11: v1 only when asked for
-    max_reply: int = _protocol.MAX_FRAME
-
-
-SETTINGS = Settings()
 
 # The accepted 9-byte reply of each connected socket, for diagnostics (W-05).
 _daemon_info: "weakref.WeakKeyDictionary[socket.socket, _protocol.Hello]" = weakref.WeakKeyDictionary()
@@ -98,7 +84,8 @@ def target_address(sock: socket.socket, ip: Optional[str], port: Optional[int],
                    default_port: int) -> _io.Address:
     """Where to connect ``sock``: its AF_UNIX ``path`` or the ``(ip, port)`` of an IP
     literal of the socket's family (no name lookup, as the original). ``ip``/``port`` None
-    take the package defaults. Argument types are checked before (``_args.address_args``)."""
+    take the flavour's defaults (``default_addr``, ``default_port``). Argument types are
+    checked before (``_args.address_args``)."""
     if sock.family == socket.AF_UNIX:
         if path is None:
             raise TypeError("path argument must be provided for an AF_UNIX socket")
@@ -119,7 +106,7 @@ def target_address(sock: socket.socket, ip: Optional[str], port: Optional[int],
 def stream_address(ip: object, port: object, path: object, default_addr: str,
                    default_port: int) -> _io.Address:
     """Where an asyncio client connects: the AF_UNIX ``path`` (a ``str``), else the TCP
-    ``(ip, port)`` pair (an IP literal) with the package defaults filled in."""
+    ``(ip, port)`` pair (an IP literal) with the flavour's defaults filled in."""
     if path is not None:
         if ip is not None or port is not None:
             raise ValueError("give ip/port or path, not both")
@@ -130,7 +117,7 @@ def stream_address(ip: object, port: object, path: object, default_addr: str,
         raise TypeError("ip argument must be a string")
     if not isinstance(port, int) or isinstance(port, bool):
         raise TypeError("port argument must be an integer")
-    if _protocol.parse_ip(ip) is None:
+    if _address.parse_ip(ip) is None:
         raise ValueError("invalid IP address: %s" % ip)
     return (ip, _check_port(port, "AF_INET"))
 
@@ -166,8 +153,7 @@ class Plan(NamedTuple):
 def make_plan(ctype: int, *, proto_vsn: Optional[int] = None, lib_vsn: Optional[int] = None,
               access_version: Optional[int] = None) -> Plan:
     variant = SETTINGS.access_version if access_version is None else access_version
-    if variant not in (_protocol.ACCESS_V1, _protocol.ACCESS_V2):
-        raise ValueError("access_version must be 1 or 2")
+    _settings.check("access_version", variant)
     return Plan(ctype,
                 SETTINGS.proto_vsn if proto_vsn is None else proto_vsn,
                 SETTINGS.lib_vsn if lib_vsn is None else lib_vsn,
@@ -239,36 +225,33 @@ def _accepted(reply: _protocol.Hello) -> None:
 # ---------------------------------------------------------------- drivers
 
 
+def _resume(flow: Flow, data: Optional[bytes]) -> Union[Tuple[str, Any], _protocol.Hello]:
+    """The flow's next step after ``data`` (None after a send), or its result once done."""
+    try:
+        return flow.send(data)
+    except StopIteration as stop:
+        result: _protocol.Hello = stop.value
+        return result
+
+
 def run(sock: socket.socket, flow: Flow) -> _protocol.Hello:
     """Drive a sans-I/O flow over a blocking socket; returns the flow's result."""
-    data = None
-    while True:
-        try:
-            kind, arg = flow.send(data)
-        except StopIteration as stop:
-            result: _protocol.Hello = stop.value
-            return result
+    step = _resume(flow, None)
+    while not isinstance(step, _protocol.Hello):
+        kind, arg = step
         if kind == SEND:
             _io.send(sock, arg)
-            data = None
-        else:
-            data = _io.recv_exact(sock, arg)
+        step = _resume(flow, None if kind == SEND else _io.recv_exact(sock, arg))
+    return step
 
 
 async def run_async(stream: _io.Stream, flow: Flow) -> _protocol.Hello:
     """Drive a sans-I/O flow over an :class:`_io.Stream`; returns the flow's result."""
-    data = None
-    while True:
-        try:
-            kind, arg = flow.send(data)
-        except StopIteration as stop:
-            result: _protocol.Hello = stop.value
-            return result
-        if kind == SEND:
-            await stream.send(arg)
-            data = None
-        else:
-            data = await stream.recv_exact(arg)
+    step = _resume(flow, None)
+    while not isinstance(step, _protocol.Hello):
+        kind, arg = step
+        step = _resume(flow, await (stream.send(arg) if kind == SEND else stream.recv_exact(arg)))
+    return step
 
 
 # ---------------------------------------------------------------- blocking client

@@ -30,18 +30,12 @@ import asyncio
 import errno
 from typing import Any, Awaitable, Dict, Mapping, Optional, Tuple, TypeVar, overload
 
-from . import _args, _handshake, _io, _protocol, error
+from . import _args, _handshake, _io, _notifications, _protocol, _settings, error
 from .events import notification_dict
 
 __all__ = ["connect", "notifications_connect", "Connection", "EventStream"]
 
 _T = TypeVar("_T")
-
-
-def _address(ip: object, port: object, path: object) -> _io.Address:
-    import confd_ha
-
-    return _handshake.stream_address(ip, port, path, confd_ha.ADDR, confd_ha.PORT)
 
 
 def _check_timeout(timeout: object) -> Optional[float]:
@@ -80,14 +74,22 @@ async def connect(token: _args.Token, ip: Optional[str] = None, port: Optional[i
                   **options: int) -> "Connection":
     """Open the daemon's HA control connection and hand over ``token``.
 
-    TCP to ``ip``:``port`` (defaults ``confd_ha.ADDR``:``confd_ha.PORT``), or AF_UNIX to
+    TCP to ``ip``:``port`` (defaults ``confd_ha.ADDR``:``confd_ha.PORT``; in
+    ``confd_ha.ncs.aio``, ``confd_ha.ncs.ADDR``:``confd_ha.ncs.PORT``), or AF_UNIX to
     ``path``. As with :func:`confd_ha.connect`, this replaces the daemon's previous HA
     control connection and its token. ``timeout`` bounds each call (seconds); keyword
     ``options``: ``proto_vsn``, ``lib_vsn``, ``access_version``.
     """
+    return await _connect(_settings.CONFD, token, ip, port, path, timeout, options)
+
+
+async def _connect(defaults: _settings.Defaults, token: _args.Token, ip: Optional[str],
+                   port: Optional[int], path: Optional[_args.PathArg],
+                   timeout: Optional[float], options: Mapping[str, Any]) -> "Connection":
+    """:func:`connect` with a flavour's ``defaults`` (``confd_ha.ncs.aio`` passes NSO's)."""
     token = _args.token_bytes(token)
     timeout = _check_timeout(timeout)
-    address = _address(ip, port, path)
+    address = _handshake.stream_address(ip, port, path, defaults.addr, defaults.port)
     stream, reply = await _open(_protocol.CT_HA, address, timeout, options)
     try:
         # The token's bytes as one raw frame, no NUL; the daemon does not reply.
@@ -98,26 +100,53 @@ async def connect(token: _args.Token, ip: Optional[str] = None, port: Optional[i
     return Connection(stream, reply, timeout)
 
 
-class Connection:
-    """An HA control connection (from :func:`connect`); an async context manager."""
+_Self = TypeVar("_Self", bound="_Link")
+
+
+class _Link:
+    """What both kinds of connection have: the stream, a lock that keeps one exchange at a
+    time on it, the daemon's accepted hello reply (``daemon_info``, as
+    :func:`confd_ha.daemon_info`), the ``timeout``; closing, and ``async with``."""
 
     def __init__(self, stream: _io.Stream, reply: _protocol.Hello,
                  timeout: Optional[float] = None) -> None:
         self._stream = stream
         self._lock = asyncio.Lock()
-        self._owed = 0               # replies of cancelled calls still to be read
-        self.daemon_info = reply     # the daemon's accepted hello reply (as daemon_info())
+        self.daemon_info = reply
         self.timeout = timeout
 
     def __repr__(self) -> str:
         state = "closed" if self._stream.closed else "open"
-        return "<confd_ha.aio.Connection %s to %r>" % (state, self._stream.peer_address())
+        return "<confd_ha.aio.%s %s to %r>" % (type(self).__name__, state,
+                                                self._stream.peer_address())
+
+    async def close(self) -> None:
+        """Close the connection. The node keeps its HA role; on an ``NOTIF_HA_INFO_SYNC``
+        subscription this releases the daemon from waiting for the acknowledgements still
+        owed."""
+        self._stream.close()
+        await self._stream.wait_closed()
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Connection(_Link):
+    """An HA control connection (from :func:`connect`); an async context manager."""
+
+    def __init__(self, stream: _io.Stream, reply: _protocol.Hello,
+                 timeout: Optional[float] = None) -> None:
+        super().__init__(stream, reply, timeout)
+        self._owed = 0               # replies of cancelled calls still to be read
 
     async def _call(self, request: bytes) -> bytes:
         return await _bounded(self._exchange(request), self.timeout)
 
     async def _exchange(self, request: bytes) -> bytes:
-        limit = _handshake.SETTINGS.max_reply
+        limit = _settings.SETTINGS.max_reply
         async with self._lock:
             # Replies of earlier, cancelled calls come first on this socket: skip them.
             while self._owed:
@@ -186,17 +215,6 @@ class Connection:
     beslave = besecondary
     slave_dead = secondary_dead
 
-    async def close(self) -> None:
-        """Close the connection (the node keeps its HA role)."""
-        self._stream.close()
-        await self._stream.wait_closed()
-
-    async def __aenter__(self) -> "Connection":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
 
 # ---------------------------------------------------------------- events
 
@@ -208,23 +226,32 @@ async def notifications_connect(mask: int, ip: Optional[str] = None, port: Optio
     """Open an event-notification connection subscribed to ``mask`` (see
     :func:`confd_ha.events.notifications_connect`). ``timeout`` bounds the connect, each
     :meth:`EventStream.sync` and each :meth:`EventStream.read` (seconds)."""
+    return await _notifications_connect(_settings.CONFD, mask, ip, port, path, timeout, options)
+
+
+async def _notifications_connect(defaults: _settings.Defaults, mask: int, ip: Optional[str],
+                                 port: Optional[int], path: Optional[_args.PathArg],
+                                 timeout: Optional[float],
+                                 options: Mapping[str, Any]) -> "EventStream":
+    """:func:`notifications_connect` with a flavour's ``defaults`` (``confd_ha.ncs.aio``
+    passes NSO's)."""
     mask = _args.event_mask(mask)
     timeout = _check_timeout(timeout)
-    address = _address(ip, port, path)
+    address = _handshake.stream_address(ip, port, path, defaults.addr, defaults.port)
     _args.check_mask_data(mask)
     stream, reply = await _open(_protocol.CT_EVENT, address, timeout, options)
     try:
         async def subscribe() -> bytes:
-            await stream.send(_protocol.encode_subscription(mask))
-            return await stream.read_frame(_handshake.SETTINGS.max_reply)
-        _protocol.decode_subscription_reply(await _bounded(subscribe(), timeout))
+            await stream.send(_notifications.encode_subscription(mask))
+            return await stream.read_frame(_settings.SETTINGS.max_reply)
+        _notifications.decode_subscription_reply(await _bounded(subscribe(), timeout))
     except BaseException:
         stream.close()
         raise
     return EventStream(stream, reply, timeout)
 
 
-class EventStream:
+class EventStream(_Link):
     """A subscribed event-notification connection; an async iterator of the same dicts as
     :func:`confd_ha.events.read_notification`, and an async context manager.
 
@@ -232,28 +259,17 @@ class EventStream:
     daemon closes raises :class:`confd_ha.error.EOF`, as a blocking read would.
     """
 
-    def __init__(self, stream: _io.Stream, reply: _protocol.Hello,
-                 timeout: Optional[float] = None) -> None:
-        self._stream = stream
-        self._lock = asyncio.Lock()
-        self.daemon_info = reply
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        state = "closed" if self._stream.closed else "open"
-        return "<confd_ha.aio.EventStream %s to %r>" % (state, self._stream.peer_address())
-
     async def read(self) -> Dict[str, Any]:
         """The next notification (see :func:`confd_ha.events.read_notification`)."""
         async def read() -> bytes:
             async with self._lock:
-                return await self._stream.read_frame(_handshake.SETTINGS.max_reply)
+                return await self._stream.read_frame(_settings.SETTINGS.max_reply)
         payload = await _bounded(read(), self.timeout)
-        return notification_dict(_protocol.decode_notification(payload))
+        return notification_dict(_notifications.decode_notification(payload))
 
     async def sync(self) -> None:
         """Acknowledge the last HA event (``events.sync_ha_notification``)."""
-        await _bounded(self._stream.send(_protocol.HA_SYNCED_FRAME), self.timeout)
+        await _bounded(self._stream.send(_notifications.HA_SYNCED_FRAME), self.timeout)
 
     def __aiter__(self) -> "EventStream":
         return self
@@ -267,15 +283,3 @@ class EventStream:
             if self._stream.closed:   # closed by us while waiting
                 raise StopAsyncIteration from None
             raise
-
-    async def close(self) -> None:
-        """Close the connection (on an ``NOTIF_HA_INFO_SYNC`` subscription this releases the
-        daemon from waiting for the acknowledgements still owed)."""
-        self._stream.close()
-        await self._stream.wait_closed()
-
-    async def __aenter__(self) -> "EventStream":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()

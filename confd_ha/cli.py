@@ -4,7 +4,7 @@ agent, the demo.
 ``main(argv, out=, err=)`` returns the exit code, so it can be tested in-process. The parts:
 :mod:`.cli_parser` (every command, option and help text), :mod:`.cli_commands` (status,
 watch, orders), :mod:`.cli_cdb`, :mod:`.cli_agent` (the HA agent and its operator actions,
-imported only for ``agent``), :mod:`.emulator.process` (emulate), :mod:`.demo` and
+imported only for ``agent``), :mod:`.emulator.emulate` (emulate), :mod:`.demo` and
 :mod:`.demo_agent`, :mod:`.cli_docs` (completion scripts and the man page),
 :mod:`.cli_output` (tables, events, escaping) and :mod:`.cli_errors` -- the exit codes and
 the one mapping of every failure to a one-line message (and, with ``--json``, one error
@@ -13,6 +13,7 @@ object on stdout). docs/cli.md is the user's guide.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -20,8 +21,11 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Any, Callable
+from types import FrameType
+from typing import (Any, Callable, Iterator, Mapping, NoReturn, Optional, Sequence, TextIO,
+                    TypeVar, Union)
 
+from . import _settings
 from .cli_errors import (EXIT_OK, EXIT_PIPE, EXIT_USAGE, CliError, Context, classify, hostport,
                          usage)
 from .cli_output import dumps, print_status, stderr_log  # noqa: F401 -- re-exported
@@ -32,14 +36,17 @@ _CLIENT_COMMANDS = ("status", "watch", "be-primary", "be-secondary", "be-none", 
 _DEFAULTS = {"quiet": False, "debug": False, "json": False, "timeout": 120.0, "path": None,
              "token_file": None, "token": None, "async_": False, "sync": False,
              "control_path": None}
-_PORTS = {"confd": 4565, "nso": 4569}
+
+_T = TypeVar("_T")
+# what signal.signal returns: the handler it replaced
+_Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
 
 
-def resolve(args, environ=None) -> None:
+def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None) -> None:
     """Fill in the defaults the parser leaves out (from the environment for the address and
     port: ``$CONFD_IPC_*``, or ``$NCS_IPC_*`` with --nso), checking the environment's
     values as strictly as the options'."""
-    from . import cli_parser
+    from . import cli_types
 
     environ = os.environ if environ is None else environ
     args.verbose = sum(getattr(args, "verbose%d" % i, 0) or 0 for i in range(3))
@@ -51,16 +58,17 @@ def resolve(args, environ=None) -> None:
     if args.cmd not in _CLIENT_COMMANDS + ("cdb",):
         return
     args.flavour = getattr(args, "flavour", None) or "confd"
-    var = "NCS" if args.flavour == "nso" else "CONFD"
+    defaults = _settings.FLAVOURS[args.flavour]
     if not hasattr(args, "ipc_address"):
-        args.ipc_address = _from_env(environ, var + "_IPC_ADDR", cli_parser.ip_address,
-                                     "127.0.0.1")
+        args.ipc_address = _from_env(environ, defaults.addr_var, cli_types.ip_address,
+                                     _settings.DEFAULT_ADDR)
     if not hasattr(args, "ipc_port"):
-        args.ipc_port = _from_env(environ, var + "_IPC_PORT", cli_parser.port,
-                                  _PORTS[args.flavour])
+        args.ipc_port = _from_env(environ, defaults.port_var, cli_types.port,
+                                  defaults.default_port)
 
 
-def _from_env(environ, name: str, check: Callable[[str], Any], default: Any) -> Any:
+def _from_env(environ: Mapping[str, str], name: str, check: Callable[[str], _T],
+              default: _T) -> _T:
     """``$name`` checked as the option would be (an empty variable counts as unset)."""
     value = environ.get(name)
     if not value:
@@ -71,14 +79,14 @@ def _from_env(environ, name: str, check: Callable[[str], Any], default: Any) -> 
         raise usage("$%s: %s" % (name, exc)) from None
 
 
-def product(args) -> str:
-    return "NSO" if getattr(args, "flavour", "confd") == "nso" else "ConfD"
+def product(args: argparse.Namespace) -> str:
+    return _settings.FLAVOURS[getattr(args, "flavour", None) or "confd"].product
 
 
 # ---------------------------------------------------------------- dispatch
 
 
-def _run(args, ctx: Context, out, err) -> int:
+def _run(args: argparse.Namespace, ctx: Context, out: TextIO, err: TextIO) -> int:
     cmd = args.cmd
     if cmd == "status":
         from .cli_commands import cmd_status
@@ -97,7 +105,7 @@ def _run(args, ctx: Context, out, err) -> int:
 
         return cmd_cdb(args, ctx, out, err)
     if cmd == "emulate":
-        from .emulator.process import run_emulate
+        from .emulator.emulate import run_emulate
 
         return run_emulate(args, out, err)
     if cmd == "agent":
@@ -129,7 +137,7 @@ def _run(args, ctx: Context, out, err) -> int:
 
 
 @contextlib.contextmanager
-def _logging(args, err):
+def _logging(args: argparse.Namespace, err: TextIO) -> Iterator[None]:
     """The package's log on stderr: errors only by default (the library's warnings become
     part of the error message instead), -v info, -vv or --debug everything. ``emulate``
     and ``agent run`` set up their own."""
@@ -142,19 +150,19 @@ def _logging(args, err):
         yield
 
 
-def _own_signals_and_log(args) -> bool:
+def _own_signals_and_log(args: argparse.Namespace) -> bool:
     """The long-running commands handle SIGTERM/SIGINT and set up their log themselves."""
-    return args.cmd == "emulate" or (args.cmd == "agent" and args.action == "run")
+    return bool(args.cmd == "emulate" or (args.cmd == "agent" and args.action == "run"))
 
 
-def _wants_json(argv) -> bool:
+def _wants_json(argv: Sequence[str]) -> bool:
     words = list(argv)
     if "--" in words:
         words = words[:words.index("--")]
     return "--json" in words
 
 
-def _report(failure: CliError, ctx: Context, out, err) -> None:
+def _report(failure: CliError, ctx: Context, out: TextIO, err: TextIO) -> None:
     """One line on stderr; with --json also the error object on stdout."""
     if ctx.json and failure.exit_code != EXIT_PIPE:
         with contextlib.suppress(OSError, ValueError):
@@ -165,7 +173,7 @@ def _report(failure: CliError, ctx: Context, out, err) -> None:
         err.flush()
 
 
-def _silence_stdout(out) -> None:
+def _silence_stdout(out: TextIO) -> None:
     """After a broken pipe on stdout, point it at /dev/null: the interpreter's last flush
     must not print a second error."""
     if out is sys.stdout:
@@ -175,7 +183,8 @@ def _silence_stdout(out) -> None:
             os.close(devnull)
 
 
-def main(argv=None, out=None, err=None) -> int:
+def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None,
+         err: Optional[TextIO] = None) -> int:
     """Run ``confd-ha`` with ``argv`` (default: ``sys.argv[1:]``, and then this is the process:
     a Ctrl-C after the work is done is ignored); returns the exit code."""
     out = out or sys.stdout
@@ -183,7 +192,7 @@ def main(argv=None, out=None, err=None) -> int:
     ctx = Context()
     process = argv is None
     debug = False
-    trap = None
+    trap: _Handler = None
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         debug = "--debug" in argv
@@ -221,7 +230,7 @@ def main(argv=None, out=None, err=None) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN if process else trap)
 
 
-def _trap_ctrl_c(ctx: Context):
+def _trap_ctrl_c(ctx: Context) -> _Handler:
     """Ctrl-C raises KeyboardInterrupt as usual and is also noted in ``ctx``, so that
     whatever exception it turns into on its way out (an import it cut short, a step of the
     demo) is reported as the interruption it is. Returns the handler to restore (None: not
@@ -230,7 +239,7 @@ def _trap_ctrl_c(ctx: Context):
             signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         return None
 
-    def interrupted(signum, frame):
+    def interrupted(signum: int, frame: Optional[FrameType]) -> NoReturn:
         ctx.interrupted = True
         raise KeyboardInterrupt
 

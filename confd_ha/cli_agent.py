@@ -16,8 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
-import threading
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .cli_errors import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, Context, hostport, usage
@@ -198,26 +196,13 @@ def run_config(args: Any, environ: Optional[Mapping[str, str]] = None) -> Any:
 
 def run_agent(args: Any, ctx: Context, out: Any, err: Any) -> int:
     """``confd-ha agent run``: until SIGTERM/SIGINT (exit 0) or an AgentError (exit 1)."""
-    from .emulator.process import _Signals
+    from .cli_signals import Signals
 
     config = run_config(args)
     ctx.target = ", ".join(config.etcd)
-    signals = _Signals()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, signals.handler)
-    try:
-        with _agent_log(args, err):
-            return asyncio.run(_serve(config, args, out, signals))
-    finally:
-        for sig, old in previous.items():
-            # As `emulate`: the process is about to exit; a late signal must not turn the
-            # clean exit into death by signal.
-            if old in (signal.SIG_DFL, signal.default_int_handler):
-                signal.signal(sig, signal.SIG_IGN)
-            else:
-                signal.signal(sig, old)
+    signals = Signals()
+    with signals.installed(), _agent_log(args, err):
+        return asyncio.run(_serve(config, args, out, signals))
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """``confd-ha cdb``: one request to a running emulated node's control endpoint
-(:mod:`confd_ha.emulator.control`; the protocol is in docs/emulator.md).
+(:mod:`confd_ha.emulator.control`; the protocol is in docs/emulator.md). The actions and
+their requests come from the table of operations, :mod:`confd_ha.control_ops`.
 
 Prints the result as text, or with ``--json`` as one JSON object (the endpoint's ``result``).
 Refusals, bad requests and unreachable nodes are raised (``ControlError``, ``Unreachable``)
@@ -9,49 +10,46 @@ and become messages and exit codes in :func:`confd_ha.cli_errors.classify`.
 from __future__ import annotations
 
 import logging
+from typing import Any, Dict
 
 from .cli_errors import EXIT_OK, EXIT_REFUSED, CliError, Context, hostport
 from .cli_output import dumps, escape
-from .cli_parser import shown
+from .cli_types import shown
+from .control_ops import BY_NAME
 
 log = logging.getLogger("confd_ha.cli")
 
-_READS = ("get", "show", "txid", "info")
+
+def cdb_request(args: Any) -> Dict[str, Any]:
+    """The control request for a ``confd-ha cdb`` command line, from the operation's
+    parameters (:data:`confd_ha.control_ops.OPERATIONS`)."""
+    op = BY_NAME[args.action]
+    req: Dict[str, Any] = {"op": op.name}
+    for param in op.params:
+        value = getattr(args, param.key, None)
+        if param.kind == "switch":
+            value = value == "on"
+        elif param.kind == "flag":
+            value = bool(value)
+        elif param.kind == "peer" and value == "all":
+            value = None
+        if value is None:
+            if param.default is None:
+                continue
+            value = param.default
+        req[param.key] = value
+    if op.name == "info" and not args.json:
+        req["decisions"] = 10   # the text shows the last ten; --json gives them all
+    return req
 
 
-def cdb_request(args) -> dict:
-    """The control request for a ``confd-ha cdb`` command line."""
-    action = args.action
-    arg = getattr(args, "arg", None)
-    if action == "set":
-        return {"op": "set", "path": args.path, "value": args.value}
-    if action in ("get", "delete"):
-        return {"op": action, "path": args.path}
-    if action == "show":
-        return {"op": "show", "prefix": getattr(args, "prefix", None) or "/"}
-    if action == "phase":
-        return {"op": "phase", "phase": arg}
-    if action == "upgrade":
-        return {"op": "upgrade", "on": arg == "on"}
-    if action in ("partition", "heal"):
-        req = {"op": action}
-        if arg not in (None, "all"):
-            req["peer"] = arg
-        return req
-    if action == "restart":
-        return {"op": "restart", "kill": bool(getattr(args, "kill", False))}
-    if action == "info":
-        return {"op": "info"} if args.json else {"op": "info", "decisions": 10}
-    return {"op": action}  # txid, kill, stop, start, freeze, thaw
-
-
-def cmd_cdb(args, ctx: Context, out, err) -> int:
-    from .emulator.control import ControlClient
+def cmd_cdb(args: Any, ctx: Context, out: Any, err: Any) -> int:
+    from .testing.control import ControlClient
 
     req = cdb_request(args)
     ctx.target = args.control_path or hostport(args.ipc_address, args.ipc_port)
     ctx.timeout = args.timeout
-    ctx.order = req["op"] not in _READS
+    ctx.order = not BY_NAME[req["op"]].read
     with ControlClient(args.ipc_address, args.ipc_port, path=args.control_path,
                        timeout=args.timeout or None) as client:
         op = req.pop("op")
@@ -78,7 +76,7 @@ def cmd_cdb(args, ctx: Context, out, err) -> int:
     return EXIT_OK
 
 
-def print_info(info: dict, out) -> None:
+def print_info(info: Dict[str, Any], out: Any) -> None:
     yes = {True: "yes", False: "no"}
     print("node %s (%s)%s" % (escape(info["name"]), info["flavour"],
                               "" if info["running"] else " NOT RUNNING"), file=out)

@@ -17,22 +17,22 @@ import signal
 import socket
 import sys
 import threading
+from types import FrameType
+from typing import Any, Iterator, Optional
 
 from ._args import MAX_TOKEN_FILE
+from ._settings import ACCESS_FILE_VARS, TOKEN_ENV
 from .cli_errors import EXIT_OK, Context, usage
 from .cli_output import dumps, event_line, event_object, now, print_status
-from .cli_parser import shown
+from .cli_types import shown
 
 log = logging.getLogger("confd_ha.cli")
-
-TOKEN_ENV = "CONFD_HA_TOKEN"
-ACCESS_FILE_VARS = ("CONFD_IPC_ACCESS_FILE", "NCS_IPC_ACCESS_FILE")
 
 
 # ---------------------------------------------------------------- token
 
 
-def read_token(args, err) -> bytes:
+def read_token(args: Any, err: Any) -> bytes:
     """The HA token from --token-file, $CONFD_HA_TOKEN, --token (warned about) or a prompt.
     An empty token is refused: an unset variable or an empty file is a mistake, not a
     secret."""
@@ -92,7 +92,7 @@ def check_access_file() -> None:
 # ---------------------------------------------------------------- connections
 
 
-def _socket(args, ctx: Context) -> socket.socket:
+def _socket(args: Any, ctx: Context) -> socket.socket:
     if args.path:
         family = socket.AF_UNIX
     else:
@@ -112,7 +112,7 @@ def _connected(ctx: Context, s: socket.socket) -> None:
                  hello.proto_vsn, hello.vsn)
 
 
-def control_socket(args, ctx: Context, err) -> socket.socket:
+def control_socket(args: Any, ctx: Context, err: Any) -> socket.socket:
     """An HA control socket to the daemon (B-02: it replaces the node's current one)."""
     import confd_ha as ha
 
@@ -137,7 +137,7 @@ def control_socket(args, ctx: Context, err) -> socket.socket:
 # ---------------------------------------------------------------- commands
 
 
-def cmd_status(args, ctx: Context, out, err) -> int:
+def cmd_status(args: Any, ctx: Context, out: Any, err: Any) -> int:
     import confd_ha as ha
 
     with control_socket(args, ctx, err) as s:
@@ -156,7 +156,7 @@ _ORDERS = {
 }
 
 
-def cmd_order(args, ctx: Context, out, err) -> int:
+def cmd_order(args: Any, ctx: Context, out: Any, err: Any) -> int:
     """One HA order; prints ``ok`` (nothing with -q; an object with --json)."""
     import confd_ha as ha
 
@@ -173,7 +173,7 @@ def cmd_order(args, ctx: Context, out, err) -> int:
     return EXIT_OK
 
 
-def cmd_watch(args, ctx: Context, out, err) -> int:
+def cmd_watch(args: Any, ctx: Context, out: Any, err: Any) -> int:
     """HA events until Ctrl-C or SIGTERM (exit 0)."""
     from . import events
 
@@ -202,13 +202,13 @@ def cmd_watch(args, ctx: Context, out, err) -> int:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts():
+def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM ends ``watch`` as Ctrl-C does (a supervisor's stop is not a failure)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def interrupt(signum, frame):
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, interrupt)

@@ -163,7 +163,7 @@ def _zq(text: str) -> str:
     return text.replace("'", "'\\''")
 
 
-def _zsh_action(value: str, choices) -> str:
+def _zsh_action(value: str, choices: Tuple[str, ...]) -> str:
     if choices:
         return "(%s)" % " ".join(choices)
     if value in _DIRS:

@@ -13,7 +13,10 @@ import errno
 import os
 import re
 import sys
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+
+if TYPE_CHECKING:
+    from . import error
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -91,7 +94,7 @@ class Context:
         return "%s at %s" % (self.product, self.target) if self.target else self.product
 
 
-def hostport(address: str, port) -> str:
+def hostport(address: str, port: object) -> str:
     return ("[%s]:%s" if ":" in address else "%s:%s") % (address, port)
 
 
@@ -194,7 +197,7 @@ def _closed(ctx: Context) -> CliError:
     return CliError(message, EXIT_UNREACHABLE, "closed", ctx.target)
 
 
-def _daemon_error(exc, ctx: Context) -> CliError:
+def _daemon_error(exc: "error.Error", ctx: Context) -> CliError:
     from . import error
 
     code, lasterr = exc.confd_errno, exc.confd_lasterr or ""
@@ -249,7 +252,7 @@ def _input_errors(exc: BaseException, ctx: Context) -> Optional[CliError]:
 
 def _control_errors(exc: BaseException, ctx: Context) -> Optional[CliError]:
     """The emulated node's control endpoint (``confd-ha cdb``)."""
-    from .emulator.control import ControlError, Unreachable
+    from .testing.control import ControlError, Unreachable
 
     where = "the emulated node at %s" % ctx.target
     if isinstance(exc, Unreachable):
@@ -283,6 +286,17 @@ def _os_errors(exc: BaseException, ctx: Context) -> Optional[CliError]:
         if exc.filename:
             text = "%s: %s" % (exc.filename, text)
         return CliError(text, EXIT_REFUSED, "failed", ctx.target)
+    return None
+
+
+def _emulate_errors(exc: BaseException, ctx: Context) -> Optional[CliError]:
+    """``confd-ha emulate`` could not start its node (looked up, not imported: an exception
+    of the module means it is loaded)."""
+    emulate = sys.modules.get("confd_ha.emulator.emulate")
+    if emulate is not None and isinstance(exc, emulate.StartFailed):
+        if exc.unreachable:
+            return CliError(exc.message, EXIT_UNREACHABLE, "unreachable", exc.target)
+        return CliError(exc.message, EXIT_REFUSED, "failed")
     return None
 
 
@@ -331,4 +345,5 @@ def _agent_errors(exc: BaseException, ctx: Context) -> Optional[CliError]:
     return None
 
 
-_OTHER = (_agent_errors, _input_errors, _control_errors, _demo_errors, _os_errors)
+_OTHER = (_agent_errors, _emulate_errors, _input_errors, _control_errors, _demo_errors,
+          _os_errors)

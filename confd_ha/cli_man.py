@@ -5,7 +5,7 @@ them, plus the sections only the manual has (NSO mode, JSON output, examples).""
 from __future__ import annotations
 
 import argparse
-from typing import List
+from typing import List, Tuple
 
 from .cli_docs import commands, options, positionals
 
@@ -83,7 +83,8 @@ def _paragraphs(text: str) -> List[str]:
     return out
 
 
-def _options(parser: argparse.ArgumentParser, skip=("-h", "-q", "-v", "--debug")) -> List[str]:
+def _options(parser: argparse.ArgumentParser,
+             skip: Tuple[str, ...] = ("-h", "-q", "-v", "--debug")) -> List[str]:
     """Positionals and options, except the general ones (once, in their own section) and
     those in ``skip``."""
     out = []

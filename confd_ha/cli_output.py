@@ -7,17 +7,14 @@ import contextlib
 import datetime
 import json
 import logging
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, TextIO
 
-STATE_NAMES = {1: "none", 2: "secondary", 3: "primary", 4: "secondary-relay"}
-EVENT_NAMES = {1: "noprimary", 2: "secondary-died", 3: "secondary-arrived",
-               4: "secondary-initialized", 5: "is-primary", 6: "is-none",
-               7: "besecondary-result"}
+from ._consts import HaInfo, event_text, state_text
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def escape(text: Any) -> str:
+def escape(text: object) -> str:
     """``text`` with backslashes, control characters, other unprintable characters and
     undecodable bytes (surrogates) escaped, Python-style: one line, and what it shows is
     what the node id is. Printable text (also non-ASCII) is unchanged."""
@@ -58,18 +55,18 @@ def dumps(obj: Any) -> str:
 # ---------------------------------------------------------------- status
 
 
-def status_object(state: int, nodes: List[dict]) -> Dict[str, Any]:
-    return {"state": STATE_NAMES.get(state, "unknown"), "state_code": state,
+def status_object(state: int, nodes: List[Dict[str, str]]) -> Dict[str, Any]:
+    return {"state": state_text(state), "state_code": state,
             "nodes": [{"nodeid": json_text(n["nodeid"]), "address": json_text(n["address"])}
                       for n in nodes]}
 
 
-def print_status(state: int, nodes: List[dict], as_json: bool, out) -> None:
+def print_status(state: int, nodes: List[Dict[str, str]], as_json: bool, out: TextIO) -> None:
     """The node's state and its nodes: a table (node ids escaped) or one JSON object."""
     if as_json:
         print(dumps(status_object(state, nodes)), file=out)
         return
-    print("state: %s (%d)" % (STATE_NAMES.get(state, "unknown"), state), file=out)
+    print("state: %s (%d)" % (state_text(state), state), file=out)
     if nodes:
         rows = [(escape(n["nodeid"]), escape(n["address"])) for n in nodes]
         width = max(len("NODE ID"), *(len(r[0]) for r in rows))
@@ -86,13 +83,13 @@ def now() -> str:
     return datetime.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
-def _node(hnot: dict, key: str) -> dict:
+def _node(hnot: Dict[str, Any], key: str) -> Dict[str, Any]:
     node = hnot[key]
     address = node.get("ip4") or node.get("ip6") or node.get("str")
     return {"node": str(node["nodeid"]), "address": address}
 
 
-def event_fields(ev: dict) -> Dict[str, Any]:
+def event_fields(ev: Dict[str, Any]) -> Dict[str, Any]:
     """An event as named fields: ``event`` (its name), ``type`` (HA_INFO_* number) and per
     type ``reason``/``reason_code``, ``node``/``address``, ``by_copy``, ``result``/
     ``error``. A notification that is not an HA event is ``{"event": "notification",
@@ -103,26 +100,26 @@ def event_fields(ev: dict) -> Dict[str, Any]:
     if hnot is None:
         return {"event": "notification", "type": ev.get("type")}
     t = hnot.get("type")
-    fields: Dict[str, Any] = {"event": EVENT_NAMES.get(t, "type-%s" % t), "type": t}
-    if t == 1:
+    fields: Dict[str, Any] = {"event": event_text(t) or "type-%s" % t, "type": t}
+    if t == HaInfo.NOPRIMARY:
         fields.update(reason=error.errname(hnot["noprimary"]), reason_code=hnot["noprimary"])
-    elif t == 2:
+    elif t == HaInfo.SECONDARY_DIED:
         fields.update(_node(hnot, "secondary_died"))
-    elif t == 3:
+    elif t == HaInfo.SECONDARY_ARRIVED:
         fields.update(_node(hnot, "secondary_arrived"))
-    elif t == 4:
+    elif t == HaInfo.SECONDARY_INITIALIZED:
         fields["by_copy"] = bool(hnot["cdb_initialized_by_copy"])
-    elif t == 7:
+    elif t == HaInfo.BESECONDARY_RESULT:
         r = hnot["besecondary_result"]
         fields.update(result=r, error=None if r == 0 else error.errname(r))
     return fields
 
 
-def event_line(ev: dict, when: Optional[str] = None) -> str:
+def event_line(ev: Dict[str, Any], when: Optional[str] = None) -> str:
     """One line for an event: ``TIME NAME key=value ...`` (values escaped)."""
     f = event_fields(ev)
     words = [f["event"]]
-    if f["event"] == "noprimary":
+    if f["event"] == HaInfo.NOPRIMARY.text:
         words.append("reason=%s (%d)" % (f["reason"], f["reason_code"]))
     elif "node" in f:
         words += ["node=%s" % escape(f["node"]), "address=%s" % escape(f["address"])]
@@ -135,7 +132,7 @@ def event_line(ev: dict, when: Optional[str] = None) -> str:
     return " ".join(([when] if when else []) + words)
 
 
-def event_object(ev: dict, when: str) -> Dict[str, Any]:
+def event_object(ev: Dict[str, Any], when: str) -> Dict[str, Any]:
     obj: Dict[str, Any] = {"time": when}
     for key, value in event_fields(ev).items():
         obj[key] = json_text(value) if isinstance(value, str) else value
@@ -143,7 +140,7 @@ def event_object(ev: dict, when: str) -> Dict[str, Any]:
 
 
 @contextlib.contextmanager
-def stderr_log(err: Any, level: int, formatter: logging.Formatter) -> Iterator[None]:
+def stderr_log(err: TextIO, level: int, formatter: logging.Formatter) -> Iterator[None]:
     """The package's log (logger ``confd_ha``) on ``err`` at ``level`` while the block runs,
     not passed on to the root logger; the logger's level and propagation are restored after."""
     logger = logging.getLogger("confd_ha")

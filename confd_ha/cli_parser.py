@@ -5,21 +5,21 @@ shell completions (:mod:`confd_ha.cli_docs`) are generated from it. Options have
 defaults (``argument_default=SUPPRESS``) so that an option may stand before or after a
 ``cdb`` action, and the general options (``-q``, ``-v``, ``--debug``) anywhere; the defaults
 are filled in afterwards by ``confd_ha.cli.resolve``, which also reads the environment.
-Values are checked by the ``type=`` functions here, and every parse error is a one-line
+Values are checked by the ``type=`` functions of :mod:`confd_ha.cli_types`, and every parse error is a one-line
 :class:`~confd_ha.cli_errors.CliError` (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import inspect
 import re
-import socket
 import textwrap
-from typing import Any, List, Sequence, Tuple
+from typing import Any, Callable, List, NoReturn, Sequence, Set, Tuple
 
 from .cli_errors import (EXIT_CODES, EXIT_INTERRUPTED, EXIT_OK, EXIT_PIPE, EXIT_REFUSED,
                          EXIT_TIMEOUT, EXIT_UNREACHABLE, EXIT_USAGE, CliError)
+from .cli_types import file_name, ip_address, node_id, path, port, shown, timeout
 
 PROG = "confd-ha"
 SUMMARY = "Look at and order ConfD/NSO HA nodes; run emulated nodes and the HA agent."
@@ -100,130 +100,6 @@ _EXITS = {
 }
 
 
-# ---------------------------------------------------------------- value checks (type=)
-
-
-def _bad(text: str) -> argparse.ArgumentTypeError:
-    return argparse.ArgumentTypeError(text)
-
-
-def shown(value: str) -> str:
-    """``value`` quoted for a message, with anything unprintable escaped."""
-    from .cli_output import escape
-
-    return "'%s'" % escape(value)
-
-
-def utf8(value: str) -> str:
-    """Command-line text that must be UTF-8 (argv bytes that are not arrive as surrogates)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _bad("%s is not valid UTF-8" % shown(value)) from None
-    return value
-
-
-def node_id(value: str) -> str:
-    """A node id: UTF-8 text, not empty (an unset shell variable must not become an id)."""
-    utf8(value)
-    if not value:
-        raise _bad("a node id must not be empty")
-    return value
-
-
-def ip_address(value: str) -> str:
-    """An IPv4 or IPv6 literal (ConfD's API looks no names up)."""
-    utf8(value)
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, value)
-            return value
-        except (OSError, ValueError):
-            pass
-    if value.startswith("[") and value.endswith("]"):
-        hint = "write IPv6 addresses without brackets: %s" % value[1:-1]
-    elif re.fullmatch(r"[0-9.]+", value):
-        hint = "an IPv4 address is four numbers 0-255"
-    else:
-        hint = "host names are not looked up: give an IPv4 or IPv6 address"
-    raise _bad("%s is not an IP address (%s)" % (shown(value), hint))
-
-
-def _integer(value: str, what: str, lo: int, hi: int, extra: str = "") -> int:
-    try:
-        number = int(value, 10)
-    except ValueError:
-        number = None
-    if number is None or not lo <= number <= hi:
-        raise _bad("%s is not %s (%d-%d%s)" % (shown(value), what, lo, hi, extra))
-    return number
-
-
-def port(value: str) -> int:
-    """A TCP port to connect to: 1-65535."""
-    return _integer(value, "a port number", 1, 65535)
-
-
-def listen_port(value: str) -> int:
-    """A TCP port to listen on: 0 (any free port) to 65535."""
-    return _integer(value, "a port number", 0, 65535, "; 0 = any free port")
-
-
-def timeout(value: str) -> float:
-    """Seconds to wait: 0 (forever) or a finite positive number up to a million."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and 0 <= number <= 1e6):
-        raise _bad("%s is not a number of seconds (0 to 1000000; 0 = wait forever)"
-                   % shown(value))
-    return number
-
-
-def tick(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and 0 < number <= 60):
-        raise _bad("%s is not a tick timeout (more than 0, at most 60 seconds)" % shown(value))
-    return number
-
-
-def address_prefix(value: str) -> str:
-    """A prefix that, followed by 1, 2, 3, … gives IP addresses (``127.0.0.``)."""
-    utf8(value)
-    for n in (1, 254):
-        try:
-            ip_address(value + str(n))
-        except argparse.ArgumentTypeError:
-            raise _bad("%s is not an address prefix: %s followed by a number must be an IP "
-                       "address (e.g. 127.0.5.)" % (shown(value), shown(value))) from None
-    return value
-
-
-def phase(value: str) -> int:
-    return _integer(value, "a start phase", 0, 2)
-
-
-def path(value: str) -> str:
-    """An AF_UNIX socket path (at most 107 bytes)."""
-    import os
-
-    if not value:
-        raise _bad("the path is empty")
-    if len(os.fsencode(value)) > 107:
-        raise _bad("%s is too long for a socket path (107 bytes at most)" % shown(value))
-    return value
-
-
-def file_name(value: str) -> str:
-    if not value:
-        raise _bad("the file name is empty")
-    return value
-
-
 # ---------------------------------------------------------------- the parser class
 
 
@@ -231,12 +107,12 @@ class Formatter(argparse.HelpFormatter):
     """Descriptions and epilogs as paragraphs (blank-line separated) filled to the width;
     indented lines kept, and ``  KEY  text`` table rows filled with a hanging indent."""
 
-    def __init__(self, prog, **kw):
+    def __init__(self, prog: str, **kw: Any) -> None:
         kw.setdefault("max_help_position", 30)
         kw.setdefault("width", 92)
         super().__init__(prog, **kw)
 
-    def _fill_text(self, text, width, indent):
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
         out = []
         for para in text.split("\n\n"):
             if not para.startswith("  ") and ":\n  " not in para:
@@ -256,7 +132,7 @@ class Formatter(argparse.HelpFormatter):
             out.append("\n".join(indent + line for line in lines))
         return "\n\n".join(out)
 
-    def _split_lines(self, text, width):
+    def _split_lines(self, text: str, width: int) -> List[str]:
         # as argparse's, but never splitting `confd-ha` or an option name at a hyphen
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
@@ -267,13 +143,13 @@ class Parser(argparse.ArgumentParser):
 
     argv: Sequence[str] = ()      # the command line, for the pointer to a command's --help
 
-    def __init__(self, *args, **kw):
+    def __init__(self, *args: Any, **kw: Any) -> None:
         kw.setdefault("formatter_class", Formatter)
         kw.setdefault("allow_abbrev", False)
         kw.setdefault("argument_default", argparse.SUPPRESS)
         super().__init__(*args, **kw)
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         m = re.match(r"argument (\S+?)(?:/\S+)?: invalid choice: '(.*?)' \(choose from (.*)\)$",
                      message, re.S)
         if m and m.group(1) in ("COMMAND", "ACTION"):
@@ -296,7 +172,7 @@ class Parser(argparse.ArgumentParser):
         raise CliError("%s (see `%s --help`)" % (message, prog), EXIT_USAGE, "usage")
 
 
-def _command_names():
+def _command_names() -> Set[str]:
     return {n for name, aliases, _h, _d in COMMANDS for n in [name] + aliases} | {
         "cdb", "agent", "emulate", "demo", "completion", "man"}
 
@@ -321,7 +197,7 @@ def epilog(command: str) -> str:
     return "\n".join(lines)
 
 
-def exit_codes(command: str):
+def exit_codes(command: str) -> List[Tuple[int, str]]:
     """``[(code, meaning)]`` for a command."""
     key = command if command in _EXITS else (
         "agent ops" if command.startswith("agent ") else
@@ -344,23 +220,57 @@ def _general(p: argparse.ArgumentParser, level: int) -> None:
                    help="show a Python traceback with errors (for bug reports)")
 
 
+def ipc_options(g: Any, *, nso: str, flavour: str, ipc_address: str, ipc_port: str) -> None:
+    """The options that say which daemon and where its IPC port is (``--nso``, ``--flavour``,
+    ``--ipc-address``, ``--ipc-port``) on the group ``g``, with the command's help texts."""
+    g.add_argument("--nso", action="store_const", const="nso", dest="flavour", help=nso)
+    g.add_argument("--flavour", choices=("confd", "nso"), help=flavour)
+    g.add_argument("--ipc-address", type=ip_address, metavar="ADDRESS", help=ipc_address)
+    g.add_argument("--ipc-port", type=port, metavar="PORT", help=ipc_port)
+
+
+def command(sub: Any, name: str, helptext: str, description: str) -> argparse.ArgumentParser:
+    """Add command ``name``. ``description`` is prose as written in a triple-quoted string:
+    paragraphs separated by blank lines, example lines indented (the formatter fills the
+    rest)."""
+    sp: argparse.ArgumentParser = sub.add_parser(
+        name, help=helptext, description=inspect.cleandoc(description), epilog=epilog(name))
+    sp.set_defaults(cmd=name)
+    return sp
+
+
+def action_command(sub: Any, name: str, helptext: str, description: str,
+                   options: Callable[[argparse.ArgumentParser, int], None]) -> Any:
+    """Add command ``name`` (see :func:`command`) whose first argument is an ACTION (``cdb``,
+    ``agent``), with ``options(parser, 1)`` standing before ACTION; returns the actions'
+    subparsers."""
+    sp = command(sub, name, helptext, description)
+    options(sp, 1)
+    actions = sp.add_subparsers(dest="action", metavar="ACTION", title="actions")
+    actions.required = True
+    return actions
+
+
+def target_options(g: Any, whose: str, path_option: str, path_help: str,
+                   waits_for: str) -> None:
+    """The options that say how to reach the target (a daemon, an emulated node): which
+    flavour, its IPC address and port, an AF_UNIX ``path_option``, and ``--timeout``."""
+    ipc_options(g, nso="use NSO's defaults: $NCS_IPC_ADDR/$NCS_IPC_PORT, port 4569 (= --flavour "
+                       "nso)",
+                flavour="confd (default) or nso: which defaults and variables apply",
+                ipc_address="%s IPC address, an IP literal (default: $CONFD_IPC_ADDR or "
+                            "127.0.0.1; NSO: $NCS_IPC_ADDR)" % whose,
+                ipc_port="%s IPC port (default: $CONFD_IPC_PORT or 4565; NSO: $NCS_IPC_PORT "
+                         "or 4569)" % whose)
+    g.add_argument(path_option, type=path, metavar="PATH", help=path_help)
+    g.add_argument("--timeout", type=timeout, metavar="SECONDS",
+                   help="wait at most this long for %s (default 120; 0 = forever)" % waits_for)
+
+
 def _connection(p: argparse.ArgumentParser, token: bool) -> None:
     g = p.add_argument_group("connection")
-    g.add_argument("--nso", action="store_const", const="nso", dest="flavour",
-                   help="talk to NSO: $NCS_IPC_ADDR/$NCS_IPC_PORT, port 4569 "
-                        "(= --flavour nso)")
-    g.add_argument("--flavour", choices=("confd", "nso"),
-                   help="confd (default) or nso: which defaults and variables apply")
-    g.add_argument("--ipc-address", type=ip_address, metavar="ADDRESS",
-                   help="the daemon's IPC address, an IP literal (default: $CONFD_IPC_ADDR or "
-                        "127.0.0.1; NSO: $NCS_IPC_ADDR)")
-    g.add_argument("--ipc-port", type=port, metavar="PORT",
-                   help="the daemon's IPC port (default: $CONFD_IPC_PORT or 4565; NSO: "
-                        "$NCS_IPC_PORT or 4569)")
-    g.add_argument("--path", type=path, metavar="PATH",
-                   help="connect to this AF_UNIX socket instead of TCP")
-    g.add_argument("--timeout", type=timeout, metavar="SECONDS",
-                   help="wait at most this long for each answer (default 120; 0 = forever)")
+    target_options(g, "the daemon's", "--path", "connect to this AF_UNIX socket instead of TCP",
+                   "each answer")
     if token:
         g.add_argument("--token-file", type=file_name, metavar="FILE",
                        help="read the HA token from FILE (its bytes, without the final "
@@ -451,7 +361,7 @@ def build_parser() -> Parser:
     return p
 
 
-def _add_docs(sub) -> None:
+def _add_docs(sub: argparse._SubParsersAction[Parser]) -> None:
     sp = sub.add_parser("completion", help="print a shell completion script (bash or zsh)",
                         description="Print a completion script for bash or zsh, generated from "
                         "this command line's parser.\n\n"

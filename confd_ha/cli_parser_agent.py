@@ -10,12 +10,12 @@ when the command runs (:mod:`confd_ha.cli_agent`).
 from __future__ import annotations
 
 import argparse
-import math
 import re
-from typing import Any, List
+from typing import Any, Callable, List, Tuple
 
-from .cli_parser import (_bad, _general, _json, epilog, file_name, ip_address, listen_port,
-                         node_id, path, port, shown, utf8)
+from .cli_parser import _general, _json, action_command, epilog, ipc_options
+from .cli_types import (bad, decimal, file_name, in_range, ip_address, listen_port, node_id, path,
+                        shown, utf8)
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
 _URL = re.compile(r"^(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d+))?/?$")
@@ -30,49 +30,37 @@ def etcd_endpoints(value: str) -> List[str]:
     utf8(value)
     urls = [u.strip() for u in value.split(",")]
     if not value.strip() or any(not u for u in urls):
-        raise _bad("%s is not a list of etcd URLs (http://host:port, comma-separated)"
+        raise bad("%s is not a list of etcd URLs (http://host:port, comma-separated)"
                    % shown(value))
     for u in urls:
         m = _URL.match(u)
         if m is None:
-            raise _bad("%s is not an etcd URL (http://host:port, e.g. %s)"
+            raise bad("%s is not an etcd URL (http://host:port, e.g. %s)"
                        % (shown(u), DEFAULT_ETCD))
         if m.group(3) is None:
-            raise _bad("%s has no port (etcd's client port is usually 2379: %s:2379)"
+            raise bad("%s has no port (etcd's client port is usually 2379: %s:2379)"
                        % (shown(u), u.rstrip("/")))
         if not 1 <= int(m.group(3)) <= 65535:
-            raise _bad("%s: %s is not a port number (1-65535)" % (shown(u), m.group(3)))
+            raise bad("%s: %s is not a port number (1-65535)" % (shown(u), m.group(3)))
     return [u.rstrip("/") for u in urls]
 
 
 def cluster_name(value: str) -> str:
     utf8(value)
     if not _CLUSTER.match(value):
-        raise _bad("%s is not a cluster name (letters, digits, '.', '_', '-')" % shown(value))
+        raise bad("%s is not a cluster name (letters, digits, '.', '_', '-')" % shown(value))
     return value
 
 
 def ttl(value: str) -> int:
-    try:
-        number = int(value, 10)
-    except ValueError:
-        number = 0
-    if not 2 <= number <= 10 ** 6:
-        raise _bad("%s is not a lease TTL (a whole number of seconds, at least 2)"
-                   % shown(value))
-    return number
+    return in_range(value, decimal, 2, 10 ** 6,
+                     "%s is not a lease TTL (a whole number of seconds, at least 2)")
 
 
 def seconds(value: str) -> float:
     """A finite number of seconds, more than 0."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not (math.isfinite(number) and 0 < number <= 1e6):
-        raise _bad("%s is not a number of seconds (more than 0, at most 1000000)"
-                   % shown(value))
-    return number
+    return in_range(value, float, 0.0, 1e6,
+                     "%s is not a number of seconds (more than 0, at most 1000000)", above=True)
 
 
 # ---------------------------------------------------------------- the parser
@@ -116,8 +104,9 @@ _ACTIONS = (
 )
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    """Options of every action, also accepted between ``agent`` and the action."""
+def _common(p: argparse.ArgumentParser, level: int) -> None:
+    """Options of every action, also accepted between ``agent`` and the action (``level``:
+    1 there, 2 after the action)."""
     g = p.add_argument_group("cluster")
     g.add_argument("--config", type=file_name, metavar="FILE",
                    help="the agent's TOML file (run: all settings; the other actions read "
@@ -133,18 +122,26 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "switchover, failover: for the change (default 30); run: for each "
                         "etcd request (default min(1, ttl / 4))")
     _json(g, "print JSON (run: the ready line; the others: the result or the error)")
+    _general(p, level)
+
+
+_TIMING: Tuple[Tuple[str, Callable[[str], float], str], ...] = (
+    # option, type, help
+    ("--ttl", ttl, "the lease: seconds before a silent agent loses the leadership (default "
+                   "10, at least 2)"),
+    ("--loop-wait", seconds, "seconds between loops and lease renewals (default ttl / 5)"),
+    ("--order-timeout", seconds, "the longest an HA order may take (default 1)"),
+    ("--join-timeout", seconds, "the longest a synchronous join may take (default 15)"),
+)
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("node (overrides the configuration)")
     g.add_argument("--node-id", type=node_id, metavar="NODE", help="this node's HA node id")
-    g.add_argument("--nso", action="store_const", const="nso", dest="flavour",
-                   help="an NSO node: IPC port 4569 by default (= --flavour nso)")
-    g.add_argument("--flavour", choices=("confd", "nso"), help="confd (default) or nso")
-    g.add_argument("--ipc-address", type=ip_address, metavar="ADDRESS",
-                   help="the node's IPC address (default 127.0.0.1)")
-    g.add_argument("--ipc-port", type=port, metavar="PORT",
-                   help="the node's IPC port (default 4565; NSO 4569)")
+    ipc_options(g, nso="an NSO node: IPC port 4569 by default (= --flavour nso)",
+                flavour="confd (default) or nso",
+                ipc_address="the node's IPC address (default 127.0.0.1)",
+                ipc_port="the node's IPC port (default 4565; NSO 4569)")
     g.add_argument("--ipc-path", type=path, metavar="PATH",
                    help="the node's IPC port as an AF_UNIX socket instead")
     g.add_argument("--ha-address", type=ip_address, metavar="ADDRESS",
@@ -153,15 +150,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--token-file", type=file_name, metavar="FILE",
                    help="read the HA token from FILE (default: $CONFD_HA_TOKEN)")
     g = p.add_argument_group("timing (overrides the configuration)")
-    g.add_argument("--ttl", type=ttl, metavar="SECONDS",
-                   help="the lease: seconds before a silent agent loses the leadership "
-                        "(default 10, at least 2)")
-    g.add_argument("--loop-wait", type=seconds, metavar="SECONDS",
-                   help="seconds between loops and lease renewals (default ttl / 5)")
-    g.add_argument("--order-timeout", type=seconds, metavar="SECONDS",
-                   help="the longest an HA order may take (default 1)")
-    g.add_argument("--join-timeout", type=seconds, metavar="SECONDS",
-                   help="the longest a synchronous join may take (default 15)")
+    for flag, kind, text in _TIMING:
+        g.add_argument(flag, type=kind, metavar="SECONDS", help=text)
     g = p.add_argument_group("health endpoint (overrides the configuration)")
     g.add_argument("--api-address", type=ip_address, metavar="ADDRESS",
                    help="listen address (default 127.0.0.1: this host only)")
@@ -170,20 +160,15 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_agent(sub: Any) -> None:
-    sp = sub.add_parser(
-        "agent", help="the HA agent on etcd: run it; list, switch over, fail over, pause",
-        description="A ready HA framework for ConfD/NSO on etcd, Patroni-like: `agent run` "
-        "on every node elects a leader through a leased key in etcd, orders the nodes' HA "
-        "roles, fails over automatically and fences a leader that lost etcd. The other "
-        "actions are the operator's: they read and write etcd only. Options may stand before "
-        "or after ACTION. Needs pip install 'confd-ha[agent]' and an etcd cluster "
-        "(Debian: apt-get install etcd-server). See docs/agent.md.",
-        epilog=epilog("agent"))
-    sp.set_defaults(cmd="agent")
-    _common(sp)
-    _general(sp, 1)
-    actions = sp.add_subparsers(dest="action", metavar="ACTION", title="actions")
-    actions.required = True
+    actions = action_command(
+        sub, "agent", "the HA agent on etcd: run it; list, switch over, fail over, pause", """
+        A ready HA framework for ConfD/NSO on etcd, Patroni-like: `agent run` on every node
+        elects a leader through a leased key in etcd, orders the nodes' HA roles, fails over
+        automatically and fences a leader that lost etcd. The other actions are the
+        operator's: they read and write etcd only. Options may stand before or after ACTION.
+        Needs pip install 'confd-ha[agent]' and an etcd cluster (Debian: apt-get install
+        etcd-server). See docs/agent.md.
+        """, _common)
     for name, helptext, description in _ACTIONS:
         a = actions.add_parser(name, help=helptext, description=description,
                                epilog=epilog("agent " + name))
@@ -193,5 +178,4 @@ def add_agent(sub: Any) -> None:
             a.add_argument("--to", type=node_id, metavar="NODE", required=name == "switchover",
                            help="the node to become primary" + (
                                "" if name == "switchover" else " (default: any healthy one)"))
-        _common(a)
-        _general(a, 2)
+        _common(a, 2)

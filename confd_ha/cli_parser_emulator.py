@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
-from .cli_parser import (_bad, _general, _json, address_prefix, epilog, file_name,
-                         ip_address, listen_port, path, phase, port, tick, timeout, utf8)
+from .cli_parser import _general, _json, action_command, command, epilog, target_options
+from .cli_types import (address_prefix, bad, file_name, ip_address, listen_port, path, phase, port,
+                        tick, utf8)
+from .control_ops import OPERATIONS
 
 
 def integer(value: str) -> int:
@@ -16,7 +18,7 @@ def integer(value: str) -> int:
     try:
         return int(value, 0)
     except ValueError:
-        raise _bad("'%s' is not an integer (decimal, or hexadecimal with 0x)" % value) from None
+        raise bad("'%s' is not an integer (decimal, or hexadecimal with 0x)" % value) from None
 
 
 def seconds_or_zero(value: str) -> float:
@@ -25,7 +27,7 @@ def seconds_or_zero(value: str) -> float:
     except ValueError:
         number = math.nan
     if not (math.isfinite(number) and 0 <= number <= 86400):
-        raise _bad("'%s' is not a number of seconds (0 to 86400; 0 = no ticks)" % value)
+        raise bad("'%s' is not a number of seconds (0 to 86400; 0 = no ticks)" % value)
     return number
 
 
@@ -33,96 +35,67 @@ def heal_peer(value: str) -> str:
     return value if value == "all" else ip_address(value)
 
 
-_CDB_ACTIONS: Tuple[Tuple[str, str, List[Tuple[str, str, Any, Optional[str], str]]], ...] = (
-    # name, help, positionals [(dest, metavar, type, nargs, help)]
-    ("set", "commit PATH = VALUE; prints the new transaction id",
-     [("path", "PATH", utf8, None, "an absolute path, e.g. /sys/host"),
-      ("value", "VALUE", utf8, None, "the value (text)")]),
-    ("get", "print the value at PATH (exit 1 if there is none)",
-     [("path", "PATH", utf8, None, "an absolute path")]),
-    ("delete", "delete PATH and everything below it; prints the new transaction id",
-     [("path", "PATH", utf8, None, "an absolute path")]),
-    ("show", "print every path and value (below PREFIX)",
-     [("prefix", "PREFIX", utf8, "?", "only paths below this one (default /)")]),
-    ("txid", "print the datastore's transaction id", []),
-    ("phase", "advance the start phase (0 -> 1 -> 2, one step at a time)",
-     [("arg", "N", phase, None, "the new start phase: 1 or 2")]),
-    ("upgrade", "set (on) or clear (off) 'upgrade in progress'",
-     [("arg", "on|off", None, None, "on or off")]),
-    ("kill", "kill the node: every socket closed abruptly (the process keeps running)", []),
-    ("stop", "stop the node in an orderly way (peers get a goodbye)", []),
-    ("start", "start a stopped or killed node again (state none, data kept)", []),
-    ("restart", "stop (or --kill) and start the node again", []),
-    ("freeze", "hold all inter-node traffic, sockets open (peers see HA_NOTICK)", []),
-    ("thaw", "release a freeze", []),
-    ("partition", "hold inter-node traffic with IP, both ways",
-     [("arg", "IP", ip_address, None, "the peer's address")]),
-    ("heal", "end the partition from IP (all partitions without IP)",
-     [("arg", "IP", heal_peer, "?", "the peer's address, or all (the default)")]),
-    ("info", "state, node id, addresses, peers, subscribers, transaction id, decisions", []),
-)
+# How the command line reads each kind of control-operation argument (the table is
+# confd_ha.emulator.control_ops.OPERATIONS): (argparse type, choices).
+_KINDS: Dict[str, Tuple[Optional[Callable[[str], Any]], Optional[Tuple[str, ...]]]] = {
+    "text": (utf8, None), "phase": (phase, None), "switch": (None, ("on", "off")),
+}
+
+
+def _peer_kind(required: bool) -> Callable[[str], str]:
+    return ip_address if required else heal_peer
 
 
 def _cdb_options(p: argparse.ArgumentParser, level: int) -> None:
     g = p.add_argument_group("node options (before or after ACTION)")
-    g.add_argument("--nso", action="store_const", const="nso", dest="flavour",
-                   help="an NSO-flavoured node: $NCS_IPC_ADDR/$NCS_IPC_PORT, port 4569")
-    g.add_argument("--flavour", choices=("confd", "nso"), help="confd (default) or nso")
-    g.add_argument("--ipc-address", type=ip_address, metavar="ADDRESS",
-                   help="the emulated node's IPC address (default: $CONFD_IPC_ADDR or "
-                        "127.0.0.1; NSO: $NCS_IPC_ADDR)")
-    g.add_argument("--ipc-port", type=port, metavar="PORT",
-                   help="the emulated node's IPC port (default: $CONFD_IPC_PORT or 4565; NSO: "
-                        "$NCS_IPC_PORT or 4569)")
-    g.add_argument("--control-path", type=path, metavar="PATH",
-                   help="the node's control endpoint path, if it was started with one")
-    g.add_argument("--timeout", type=timeout, metavar="SECONDS",
-                   help="wait at most this long for the node (default 120; 0 = forever)")
+    target_options(g, "the emulated node's", "--control-path",
+                   "the node's control endpoint path, if it was started with one", "the node")
     _json(g, "print the result as a JSON object")
     _general(p, level)
 
 
-def add_cdb(sub) -> None:
-    sp = sub.add_parser(
-        "cdb", help="read or write an emulated node's datastore; provoke failures",
-        description="Reach a running emulated node (`confd-ha emulate`, or a runner node "
-        "with a control endpoint) through its control endpoint, named after its IPC address "
-        "and port: read and write its datastore, or provoke failures (kill, freeze, "
-        "partition, ...). Options may stand before or after ACTION. Real ConfD has no "
-        "control endpoint.", epilog=epilog("cdb"))
-    sp.set_defaults(cmd="cdb")
-    _cdb_options(sp, 1)
-    actions = sp.add_subparsers(dest="action", metavar="ACTION", title="actions")
-    actions.required = True
-    for name, helptext, positionals in _CDB_ACTIONS:
-        a = actions.add_parser(name, help=helptext, description=helptext[0].upper()
-                               + helptext[1:] + ".", epilog=epilog("cdb"))
-        for dest, metavar, kind, nargs, poshelp in positionals:
-            kw: Dict[str, Any] = {"metavar": metavar, "help": poshelp}
+def add_cdb(sub: Any) -> None:
+    actions = action_command(
+        sub, "cdb", "read or write an emulated node's datastore; provoke failures", """
+        Reach a running emulated node (`confd-ha emulate`, or a runner node with a control
+        endpoint) through its control endpoint, named after its IPC address and port: read
+        and write its datastore, or provoke failures (kill, freeze, partition, ...). Options
+        may stand before or after ACTION. Real ConfD has no control endpoint.
+        """, _cdb_options)
+    for op in OPERATIONS:
+        if not op.cli:
+            continue
+        a = actions.add_parser(op.name, help=op.help, description=op.help[0].upper()
+                               + op.help[1:] + ".", epilog=epilog("cdb"))
+        for param in op.params:
+            if param.kind == "flag":
+                a.add_argument("--" + param.key, action="store_true", help=param.help)
+                continue
+            if not param.metavar:
+                continue
+            kw: Dict[str, Any] = {"metavar": param.metavar, "help": param.help}
+            kind, choices = (_peer_kind(param.required), None) if param.kind == "peer" \
+                else _KINDS[param.kind]
             if kind is not None:
                 kw["type"] = kind
-            if nargs:
-                kw["nargs"], kw["default"] = nargs, None
-            if name == "upgrade":
-                kw["choices"] = ("on", "off")
-            a.add_argument(dest, **kw)
-        if name == "restart":
-            a.add_argument("--kill", action="store_true",
-                           help="kill instead of an orderly stop")
+            if choices is not None:
+                kw["choices"] = choices
+            if not param.required:
+                kw["nargs"], kw["default"] = "?", None
+            a.add_argument(param.key, **kw)
         _cdb_options(a, 2)
 
 
-def add_emulate(sub) -> None:
-    sp = sub.add_parser(
-        "emulate", help="run an emulated ConfD/NSO HA node until SIGTERM/SIGINT",
-        description="Run one emulated ConfD (or NSO) HA node until SIGTERM or SIGINT. When its "
-        "IPC listener and control endpoint are up it prints one line:\n\n"
-        "  ready ipc=127.0.0.1:4565 ha=127.0.0.1:4569 control=@confd-ha-ctl:127.0.0.1:4565 "
-        "flavour=confd phase=2 pid=4242\n\n"
-        "(--json: the same as a JSON object). Logs go to stderr. The HA token is never an "
-        "option: whoever connects an HA control socket sets it. See docs/emulator.md.",
-        epilog=epilog("emulate"))
-    sp.set_defaults(cmd="emulate")
+def add_emulate(sub: Any) -> None:
+    sp = command(sub, "emulate", "run an emulated ConfD/NSO HA node until SIGTERM/SIGINT", """
+        Run one emulated ConfD (or NSO) HA node until SIGTERM or SIGINT. When its IPC
+        listener and control endpoint are up it prints one line:
+
+          ready ipc=127.0.0.1:4565 ha=127.0.0.1:4569 control=@confd-ha-ctl:127.0.0.1:4565 flavour=confd phase=2 pid=4242
+
+        (--json: the same as a JSON object). Logs go to stderr. The HA token is never an
+        option: whoever connects an HA control socket sets it. See docs/emulator.md.
+        """)
     g = sp.add_argument_group("node")
     g.add_argument("--flavour", choices=("confd", "nso"), default="confd",
                    help="confd (default) or nso: the default ports follow")
@@ -178,21 +151,20 @@ def add_emulate(sub) -> None:
     _general(sp, 1)
 
 
-def add_demo(sub) -> None:
-    sp = sub.add_parser(
-        "demo", help="a whole HA lifecycle on three emulated nodes, narrated",
-        description="Run three emulated ConfD nodes in this process and drive them through a "
-        "whole HA lifecycle, as an HA framework would, narrating each step: a primary, a "
-        "synchronous and an asynchronous join, replication, a refused write, the primary's "
-        "death, failover and re-pointing. Each step checks what it shows. The nodes listen "
-        "on PREFIX1, PREFIX2, PREFIX3 (default 127.0.0.1-3) with free ports.\n\n"
-        "With --agent the HA agent does the work instead: a three-member etcd on 127.0.1.1-3 "
-        "(free ports), three nodes and one `confd-ha agent` each, in this process; the "
-        "election, the primary node killed and the automatic failover (timed), a switchover "
-        "back, then everything stopped. It needs etcd (apt-get install etcd-server, or $ETCD) "
-        "and httpx (pip install 'confd-ha[agent]').",
-        epilog=epilog("demo"))
-    sp.set_defaults(cmd="demo")
+def add_demo(sub: Any) -> None:
+    sp = command(sub, "demo", "a whole HA lifecycle on three emulated nodes, narrated", """
+        Run three emulated ConfD nodes in this process and drive them through a whole HA
+        lifecycle, as an HA framework would, narrating each step: a primary, a synchronous
+        and an asynchronous join, replication, a refused write, the primary's death,
+        failover and re-pointing. Each step checks what it shows. The nodes listen on
+        PREFIX1, PREFIX2, PREFIX3 (default 127.0.0.1-3) with free ports.
+
+        With --agent the HA agent does the work instead: a three-member etcd on 127.0.1.1-3
+        (free ports), three nodes and one `confd-ha agent` each, in this process; the
+        election, the primary node killed and the automatic failover (timed), a switchover
+        back, then everything stopped. It needs etcd (apt-get install etcd-server, or $ETCD)
+        and httpx (pip install 'confd-ha[agent]').
+        """)
     sp.add_argument("--tick", type=tick, default=0.5, metavar="SECONDS",
                     help="tick timeout of the demo nodes (default 0.5)")
     sp.add_argument("--prefix", type=address_prefix, default="127.0.0.", metavar="PREFIX",

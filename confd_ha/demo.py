@@ -5,7 +5,7 @@ ports, one shared HA port). The demo drives them exactly as an HA framework woul
 the public client API only: ``confd_ha.connect``/``beprimary``/``besecondary``/``status`` on
 one HA control socket per node, and ``confd_ha.events`` on one event socket per node.
 Writing to a node's datastore and killing a node are not part of that API; they go through
-the emulator's control interface (``confd_ha.emulator.runner``), as with any emulated node.
+the emulator's control interface (``confd_ha.testing.cluster``), as with any emulated node.
 
 The story: n1 becomes primary; n2 joins synchronously, n3 asynchronously; a commit on n1
 reaches both; a write on n2 is refused; n1 dies; n2 is promoted and n3 re-pointed to it
@@ -23,24 +23,18 @@ import signal
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence,
+                    TextIO)
 
 import confd_ha as ha
 from confd_ha import error, events
+from confd_ha._consts import HaInfo, event_name, state_text
 
 if TYPE_CHECKING:
-    from .emulator.runner import Cluster, SyncNode
+    from .testing.cluster import Cluster
+    from .testing.node import SyncNode
 
 TOKEN = "demo-token"  # a demo: every node gets the same, never printed
-EVENT_NAMES = {
-    events.HA_INFO_NOPRIMARY: "NOPRIMARY",
-    events.HA_INFO_SECONDARY_DIED: "SECONDARY_DIED",
-    events.HA_INFO_SECONDARY_ARRIVED: "SECONDARY_ARRIVED",
-    events.HA_INFO_SECONDARY_INITIALIZED: "SECONDARY_INITIALIZED",
-    events.HA_INFO_IS_PRIMARY: "IS_PRIMARY",
-    events.HA_INFO_IS_NONE: "IS_NONE",
-    events.HA_INFO_BESECONDARY_RESULT: "BESECONDARY_RESULT",
-}
 PATH = "/demo/greeting"
 
 
@@ -51,11 +45,15 @@ class StepFailed(Exception):
 
 class Narrator:
     """A demo's narration on ``self.out``: numbered steps (``begin``), what each showed
-    (``saw``); ``step`` and ``title`` name the step under way (for :func:`run_steps`)."""
+    (``saw``); ``step`` and ``title`` name the step under way (for :func:`run_steps`).
+    ``tick`` and ``prefix`` are the emulated nodes' tick timeout and address prefix."""
 
-    out: Any
-    step: int
-    title: str
+    def __init__(self, out: Any, tick: float, prefix: str, title: str) -> None:
+        self.out = out
+        self.tick = tick
+        self.prefix = prefix
+        self.step = 0
+        self.title = title
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -72,15 +70,11 @@ class Narrator:
 class _Demo(Narrator):
     """The three nodes, their sockets, and the narration."""
 
-    def __init__(self, out, tick: float, prefix: str):
-        self.out = out
-        self.tick = tick
-        self.prefix = prefix
+    def __init__(self, out: Any, tick: float, prefix: str):
+        super().__init__(out, tick, prefix, "starting the nodes")
         # Events arrive within milliseconds here; the bound only keeps a broken step from
         # hanging (a join may take up to 3 ticks before it fails).
         self.wait = max(5.0, 4 * tick)
-        self.step = 0
-        self.title = "starting the nodes"
         self.cluster: Optional[Cluster] = None
         self.nodes: Dict[str, SyncNode] = {}   # the emulator's control interface
         self.control: Dict[str, socket.socket] = {}  # HA control sockets (the public API)
@@ -92,7 +86,7 @@ class _Demo(Narrator):
     def addr(self, name: str) -> str:
         return self.nodes[name].ipc_address
 
-    def expect(self, name: str, want: int) -> dict:
+    def expect(self, name: str, want: int) -> Dict[str, Any]:
         """The next HA event on node ``name``, which must be of type ``want``."""
         s = self.events[name]
         s.settimeout(self.wait)
@@ -100,11 +94,11 @@ class _Demo(Narrator):
             n = events.read_notification(s)
         except error.Timeout:
             raise StepFailed("no %s event on %s within %.0f s"
-                             % (EVENT_NAMES[want], name, self.wait)) from None
-        hnot = n.get("hnot", {})
+                             % (HaInfo(want).name, name, self.wait)) from None
+        hnot: Dict[str, Any] = n.get("hnot", {})
         if n.get("type") != events.NOTIF_HA_INFO or hnot.get("type") != want:
             raise StepFailed("expected %s on %s, got %s" % (
-                EVENT_NAMES[want], name, EVENT_NAMES.get(hnot.get("type"), n)))
+                HaInfo(want).name, name, event_name(hnot.get("type")) or n))
         return hnot
 
     def state_of(self, name: str) -> str:
@@ -114,7 +108,7 @@ class _Demo(Narrator):
     # ------------------------------------------------------------ the story
 
     def start(self) -> None:
-        from .emulator.runner import Cluster
+        from .testing.cluster import Cluster
 
         self.say("confd-ha demo: three emulated ConfD nodes in this process, tick timeout %g s"
                  % self.tick)
@@ -154,10 +148,14 @@ class _Demo(Narrator):
         txid = self.nodes["n1"].commit([("set", PATH, "first config")])
         self.saw("n1 committed transaction %s" % txid)
 
+    def _join(self, name: str, primary: str, waitreply: int, title: str) -> None:
+        """Step ``title``: node ``name`` joins ``primary`` (``besecondary``, ``waitreply``)."""
+        self.begin(title, 'ha.besecondary(s%s, "%s", "%s", "%s", waitreply=%d)'
+                   % (name[1:], name, primary, self.addr(primary), waitreply))
+        ha.besecondary(self.control[name], name, primary, self.addr(primary), waitreply)
+
     def n2_joins(self) -> None:
-        self.begin("n2 joins synchronously", 'ha.besecondary(s2, "n2", "n1", "%s", waitreply=1)'
-                   % self.addr("n1"))
-        ha.besecondary(self.control["n2"], "n2", "n1", self.addr("n1"), 1)
+        self._join("n2", "n1", 1, "n2 joins synchronously")
         self.saw("the call returned ok: n2 has finished its initial sync")
         hnot = self.expect("n2", events.HA_INFO_SECONDARY_INITIALIZED)
         self.saw("n2 event: SECONDARY_INITIALIZED cdb_initialized_by_copy=%d (ConfD 8.2.5 "
@@ -165,9 +163,7 @@ class _Demo(Narrator):
         self._arrived("n1", "n2")
 
     def n3_joins_async(self) -> None:
-        self.begin("n3 joins asynchronously", 'ha.besecondary(s3, "n3", "n1", "%s", waitreply=0)'
-                   % self.addr("n1"))
-        ha.besecondary(self.control["n3"], "n3", "n1", self.addr("n1"), 0)
+        self._join("n3", "n1", 0, "n3 joins asynchronously")
         self.saw("the call returned at once; the outcome arrives as events")
         hnot = self.expect("n3", events.HA_INFO_BESECONDARY_RESULT)
         result = hnot["besecondary_result"]
@@ -234,9 +230,7 @@ class _Demo(Narrator):
 
     def repoint_n3(self) -> None:
         txid2, txid3 = self.nodes["n2"].txid, self.nodes["n3"].txid
-        self.begin("n3 is re-pointed to n2", 'ha.besecondary(s3, "n3", "n2", "%s", waitreply=1)'
-                   % self.addr("n2"))
-        ha.besecondary(self.control["n3"], "n3", "n2", self.addr("n2"), 1)
+        self._join("n3", "n2", 1, "n3 is re-pointed to n2")
         hnot = self.expect("n3", events.HA_INFO_SECONDARY_INITIALIZED)
         self.saw("n3 event: SECONDARY_INITIALIZED cdb_initialized_by_copy=%d"
                  % hnot["cdb_initialized_by_copy"])
@@ -272,9 +266,7 @@ class _Demo(Narrator):
 
 
 def _state_name(state: int) -> str:
-    return {ha.STATE_NONE: "none", ha.STATE_SECONDARY: "secondary",
-            ha.STATE_PRIMARY: "primary", ha.STATE_SECONDARY_RELAY: "secondary-relay"}.get(
-                state, "state %d" % state)
+    return state_text(state, "state %d" % state)
 
 
 def _client_socket(address: str, timeout: float) -> socket.socket:
@@ -284,10 +276,10 @@ def _client_socket(address: str, timeout: float) -> socket.socket:
 
 
 @contextlib.contextmanager
-def _ctrl_c_deferred():
+def _ctrl_c_deferred() -> Iterator[List[bool]]:
     """Hold off Ctrl-C while cleaning up (so a second Ctrl-C cannot strand the node thread);
     yields a list that records whether one came."""
-    caught: list = []
+    caught: List[bool] = []
     old = None
     if threading.current_thread() is threading.main_thread():
         old = signal.getsignal(signal.SIGINT)
@@ -300,7 +292,7 @@ def _ctrl_c_deferred():
             signal.signal(signal.SIGINT, old)
 
 
-def run(out, tick: float = 0.5, prefix: str = "127.0.0.") -> None:
+def run(out: TextIO, tick: float = 0.5, prefix: str = "127.0.0.") -> None:
     """Run the demo, narrating on ``out``. A failed step raises :class:`StepFailed`
     (naming the step), Ctrl-C ``KeyboardInterrupt``, a closed ``out`` ``BrokenPipeError``;
     nothing is left running when it returns or raises."""

@@ -2,7 +2,7 @@
 
 Everything runs in this process but etcd: a three-member etcd cluster
 (:class:`confd_ha.testing.etcd.EtcdCluster`, members on 127.0.1.1-3 with free ports), three
-emulated ConfD nodes (:class:`confd_ha.emulator.runner.Cluster`, on ``--prefix`` 1-3), and
+emulated ConfD nodes (:class:`confd_ha.testing.cluster.Cluster`, on ``--prefix`` 1-3), and
 three agents (:class:`confd_ha.agent.core.Agent`, one asyncio loop in a thread) with their
 health endpoints on free ports. The story: the agents elect a leader and form the cluster;
 the primary node is killed and the agents fail over on their own (the time from the kill to
@@ -27,12 +27,13 @@ import time
 from typing import (TYPE_CHECKING, Any, Callable, Coroutine, Dict, List, Optional, Tuple,
                     TypeVar)
 
+from ._consts import State, state_text
 from .demo import Narrator, StepFailed, run_steps
 
 if TYPE_CHECKING:
     from .agent.core import Agent
     from .agent.health import HealthServer
-    from .emulator.runner import Cluster
+    from .testing.cluster import Cluster
     from .testing.etcd import EtcdCluster
 
 T = TypeVar("T")
@@ -40,8 +41,7 @@ TOKEN = "demo-agent-token"   # a demo: every node gets the same, never printed
 CLUSTER = "demo"
 NAMES = ("n1", "n2", "n3")
 TTL, LOOP_WAIT, ORDER_TIMEOUT = 4, 0.5, 1.0
-PRIMARY, SECONDARY = 3, 2
-_STATES = {1: "none", 2: "secondary", 3: "primary", 4: "secondary-relay"}
+PRIMARY, SECONDARY = State.PRIMARY, State.SECONDARY
 
 
 class _Sampler:
@@ -78,13 +78,9 @@ class _Sampler:
 
 class _AgentDemo(Narrator):
     def __init__(self, out: Any, tick: float, prefix: str, etcd_prefix: str) -> None:
-        self.out = out
-        self.tick = tick
-        self.prefix = prefix
+        super().__init__(out, tick, prefix, "starting etcd")
         self.etcd_prefix = etcd_prefix
         self.wait_limit = max(20.0, 8 * tick)
-        self.step = 0
-        self.title = "starting etcd"
         self.etcd: Optional[EtcdCluster] = None
         self.nodes: Optional[Cluster] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
@@ -163,7 +159,7 @@ class _AgentDemo(Narrator):
                  % (self.etcd.started_in, ", ".join(self.etcd.endpoints)))
 
     def start_nodes(self) -> None:
-        from .emulator.runner import Cluster
+        from .testing.cluster import Cluster
 
         where = self.prefix + "1-3"
         self.begin("three nodes", "start the emulated ConfD nodes n1, n2, n3 on %s with free "
@@ -177,7 +173,7 @@ class _AgentDemo(Narrator):
         self.saw("%s; HA port %d" % (", ".join("%s IPC %s:%d" % (n.name, n.ipc_address,
                                                                  n.ipc_port)
                                                for n in self.nodes), self.nodes.ha_port))
-        self.saw("states: %s" % ", ".join("%s %s" % (n.name, _STATES.get(n.state, n.state))
+        self.saw("states: %s" % ", ".join("%s %s" % (n.name, state_text(n.state, str(n.state)))
                                           for n in self.nodes))
         self.sampler = _Sampler(list(self.nodes))
 

@@ -195,29 +195,33 @@ def errname(code: int) -> str:
 class Error(Exception):
     """A failed call (the C library's ``CONFD_ERR`` result).
 
-    Details are instance attributes: ``confd_errno``, ``confd_strerror``, ``confd_lasterr``
-    and ``errno`` (the OS errno for ``ERR_OS``, else ``None``).
+    Details are instance attributes: ``confd_errno``, ``confd_strerror``, ``confd_lasterr``,
+    ``errno`` (the OS errno for ``ERR_OS``, else ``None``) and ``core_status`` (the C core's
+    status code when the core refused the bytes, else ``None``; not part of the message).
     """
 
     confd_errno: int
     confd_strerror: str
     confd_lasterr: str
     errno: Optional[int]      # None for codes other than ERR_OS
+    core_status: Optional[int]
 
     def __init__(self, confd_errno: int, lasterr: str = "",
-                 os_errno: Optional[int] = None) -> None:
+                 os_errno: Optional[int] = None, core_status: Optional[int] = None) -> None:
         super().__init__("%s (%d): %s" % (strerror(confd_errno), confd_errno, lasterr))
         # Set after the base constructor: for Timeout that is OSError's, which resets errno.
         self.confd_errno = confd_errno
         self.confd_strerror = strerror(confd_errno)
         self.confd_lasterr = lasterr
         self.errno = os_errno
+        self.core_status = core_status
 
     def __str__(self) -> str:  # OSError's own __str__ would show a tuple for the timeout class
         return "%s (%d): %s" % (self.confd_strerror, self.confd_errno, self.confd_lasterr)
 
     def __reduce__(self) -> Tuple[object, Tuple[object, ...]]:
-        return (_rebuild, (type(self), self.confd_errno, self.confd_lasterr, self.errno))
+        return (_rebuild, (type(self), self.confd_errno, self.confd_lasterr, self.errno,
+                           self.core_status))
 
 
 class EOF(Exception):
@@ -248,12 +252,13 @@ class Timeout(Error, TimeoutError):
     builtin :class:`TimeoutError`."""
 
     def __init__(self, confd_errno: int, lasterr: str = "",
-                 os_errno: Optional[int] = None) -> None:
-        Error.__init__(self, confd_errno, lasterr, os_errno)
+                 os_errno: Optional[int] = None, core_status: Optional[int] = None) -> None:
+        Error.__init__(self, confd_errno, lasterr, os_errno, core_status)
 
 
-def _rebuild(cls: Type[Error], code: int, lasterr: str, os_errno: Optional[int]) -> Error:
-    return cls(code, lasterr, os_errno)
+def _rebuild(cls: Type[Error], code: int, lasterr: str, os_errno: Optional[int],
+             core_status: Optional[int] = None) -> Error:
+    return cls(code, lasterr, os_errno, core_status)
 
 
 def _rebuild_eof(lasterr: str, product: str) -> EOF:
@@ -278,35 +283,39 @@ _CORE_TEXTS: Dict[int, str] = {
 
 
 def raise_error(confd_errno: int, lasterr: str = "", os_errno: Optional[int] = None, *,
-                daemon: bool = False) -> NoReturn:
+                daemon: bool = False, core_status: Optional[int] = None) -> NoReturn:
     """Raise the exception for ``confd_errno`` (never returns).
 
     ``confd_errno`` may also be ``CONFD_EOF`` (-2) to raise :class:`EOF`; an ``ERR_OS``
     with ``ETIMEDOUT`` raises :class:`Timeout`. With ``daemon`` the code is one the daemon
     sent in an ``{error, Code}`` reply: it is raised as an :class:`Error` whatever its value
-    (as libconfd does, also for 0 and negative codes).
+    (as libconfd does, also for 0 and negative codes). ``core_status``: the C core's status
+    code behind the failure, kept on the exception (``e.core_status``) and not in its text.
     """
     if daemon:
-        raise Error(confd_errno, lasterr)
+        raise Error(confd_errno, lasterr, core_status=core_status)
     if confd_errno == CONFD_EOF:
         raise EOF(lasterr)
     if confd_errno == ERR_OS and os_errno == _errno.ETIMEDOUT:
-        raise Timeout(confd_errno, lasterr, os_errno)
-    raise Error(confd_errno, lasterr, os_errno)
+        raise Timeout(confd_errno, lasterr, os_errno, core_status)
+    raise Error(confd_errno, lasterr, os_errno, core_status)
 
 
-def check(status: int, what: str = "") -> None:
+def check(status: int, what: str = "", text: Optional[str] = None) -> None:
     """Map a C-core status code to an exception; ``CHD_OK`` (0) returns quietly.
 
     Malformed bytes from a peer are a protocol-usage error (``ERR_PROTOUSAGE``), like any
-    other reply the client cannot use.
+    other reply the client cannot use. The message is ``text`` if given, else the core
+    status's own text (prefixed with ``what``); either way the exception's ``core_status``
+    is ``status``.
     """
     if status == 0:
         return
-    text = _CORE_TEXTS.get(status, "core error %d" % status)
-    if what:
-        text = "%s: %s" % (what, text)
-    raise_error(ERR_PROTOUSAGE, text)
+    if text is None:
+        text = core_text(status)
+        if what:
+            text = "%s: %s" % (what, text)
+    raise_error(ERR_PROTOUSAGE, text, core_status=status)
 
 
 def core_text(status: int) -> str:

@@ -27,7 +27,8 @@ import socket as _socket
 from typing import Any as _Any, Dict as _Dict, Optional as _Optional, Tuple as _Tuple
 from typing import cast as _cast
 
-from . import _args, _handshake, _io, _protocol
+from . import _address, _args, _handshake, _io, _notifications, _protocol, _settings
+from ._consts import HaInfo as _HaInfo
 
 # ---------------------------------------------------------------- constants
 
@@ -68,19 +69,13 @@ NOTIF_SYSLOG = NOTIF_DAEMON
 NOTIF_SYSLOG_TAKEOVER = NOTIF_DAEMON | NOTIF_TAKEOVER_SYSLOG
 
 # HA event types (hnot['type']), both name generations.
-HA_INFO_NOPRIMARY = _protocol.HA_INFO_NOPRIMARY
-HA_INFO_SECONDARY_DIED = _protocol.HA_INFO_SECONDARY_DIED
-HA_INFO_SECONDARY_ARRIVED = _protocol.HA_INFO_SECONDARY_ARRIVED
-HA_INFO_SECONDARY_INITIALIZED = _protocol.HA_INFO_SECONDARY_INITIALIZED
-HA_INFO_IS_PRIMARY = _protocol.HA_INFO_IS_PRIMARY
-HA_INFO_IS_NONE = _protocol.HA_INFO_IS_NONE
-HA_INFO_BESECONDARY_RESULT = _protocol.HA_INFO_BESECONDARY_RESULT
-HA_INFO_NOMASTER = HA_INFO_NOPRIMARY
-HA_INFO_SLAVE_DIED = HA_INFO_SECONDARY_DIED
-HA_INFO_SLAVE_ARRIVED = HA_INFO_SECONDARY_ARRIVED
-HA_INFO_SLAVE_INITIALIZED = HA_INFO_SECONDARY_INITIALIZED
-HA_INFO_IS_MASTER = HA_INFO_IS_PRIMARY
-HA_INFO_BESLAVE_RESULT = HA_INFO_BESECONDARY_RESULT
+HA_INFO_NOPRIMARY = HA_INFO_NOMASTER = _HaInfo.NOPRIMARY
+HA_INFO_SECONDARY_DIED = HA_INFO_SLAVE_DIED = _HaInfo.SECONDARY_DIED
+HA_INFO_SECONDARY_ARRIVED = HA_INFO_SLAVE_ARRIVED = _HaInfo.SECONDARY_ARRIVED
+HA_INFO_SECONDARY_INITIALIZED = HA_INFO_SLAVE_INITIALIZED = _HaInfo.SECONDARY_INITIALIZED
+HA_INFO_IS_PRIMARY = HA_INFO_IS_MASTER = _HaInfo.IS_PRIMARY
+HA_INFO_IS_NONE = _HaInfo.IS_NONE
+HA_INFO_BESECONDARY_RESULT = HA_INFO_BESLAVE_RESULT = _HaInfo.BESECONDARY_RESULT
 
 __all__ = [
     "notifications_connect", "read_notification", "sync_ha_notification",
@@ -100,9 +95,9 @@ _NODE_KEYS: _Dict[_Optional[int], _Tuple[str, ...]] = {
 # The host's address family and the original binding's key for the address.
 # Plain ints, as the original binding gives.
 _AF = {
-    _protocol.AF_INET: (int(_socket.AF_INET), "ip4"),
-    _protocol.AF_INET6: (int(_socket.AF_INET6), "ip6"),
-    _protocol.AF_STRING: (int(_socket.AF_UNSPEC), "str"),
+    _address.AF_INET: (int(_socket.AF_INET), "ip4"),
+    _address.AF_INET6: (int(_socket.AF_INET6), "ip6"),
+    _address.AF_STRING: (int(_socket.AF_UNSPEC), "str"),
 }
 
 
@@ -115,7 +110,8 @@ def notifications_connect(sock: _socket.socket, mask: int, ip: _Optional[str] = 
     """Connect ``sock`` to the daemon as an event-notification socket subscribed to ``mask``.
 
     TCP sockets go to ``ip``:``port`` (IP literals; left out, the defaults
-    ``confd_ha.ADDR``:``confd_ha.PORT``), AF_UNIX sockets to ``path``. ``mask`` is an OR of
+    ``confd_ha.ADDR``:``confd_ha.PORT``, or ``confd_ha.ncs``'s for
+    ``confd_ha.ncs.events``), AF_UNIX sockets to ``path``. ``mask`` is an OR of
     ``NOTIF_*`` bits; for HA events use ``NOTIF_HA_INFO``, plus ``NOTIF_HA_INFO_SYNC`` to make
     the daemon wait for :func:`sync_ha_notification` after each event. The bits that need
     extra subscription data (``NOTIF_HEARTBEAT``, ``NOTIF_HEALTH_CHECK``,
@@ -123,17 +119,23 @@ def notifications_connect(sock: _socket.socket, mask: int, ip: _Optional[str] = 
     ``options`` as for :func:`confd_ha.connect` (``proto_vsn``, ``lib_vsn``,
     ``access_version``).
     """
-    import confd_ha
+    _connect(_settings.CONFD, sock, mask, ip, port, path, options)
 
+
+def _connect(defaults: _settings.Defaults, sock: _socket.socket, mask: int, ip: _Optional[str],
+             port: _Optional[int], path: _Optional[_args.PathArg],
+             options: _Dict[str, int]) -> None:
+    """:func:`notifications_connect` with a flavour's ``defaults`` (``confd_ha.ncs.events``
+    passes NSO's)."""
     _handshake.check_options(options)
     mask = _args.event_mask(mask)
     ip, port, path = _args.address_args(ip, port, path)
     _args.check_sock(sock)
-    address = _handshake.target_address(sock, ip, port, path, confd_ha.ADDR, confd_ha.PORT)
+    address = _handshake.target_address(sock, ip, port, path, defaults.addr, defaults.port)
     _args.check_mask_data(mask)
     _handshake.open_connection(sock, _protocol.CT_EVENT, address, **options)
-    _protocol.decode_subscription_reply(
-        _io.call(sock, _protocol.encode_subscription(mask), _handshake.SETTINGS.max_reply))
+    _notifications.decode_subscription_reply(
+        _io.call(sock, _notifications.encode_subscription(mask), _settings.SETTINGS.max_reply))
 
 
 def read_notification(sock: _socket.socket) -> _Dict[str, _Any]:
@@ -147,20 +149,20 @@ def read_notification(sock: _socket.socket) -> _Dict[str, _Any]:
     (0 or an error code); IS_PRIMARY, IS_NONE and unknown types carry no other key.
     Notifications of other kinds are returned as ``{'type': N}``.
     """
-    payload = _io.read_frame(_args.check_sock(sock), _handshake.SETTINGS.max_reply)
-    return notification_dict(_protocol.decode_notification(payload))
+    payload = _io.read_frame(_args.check_sock(sock), _settings.SETTINGS.max_reply)
+    return notification_dict(_notifications.decode_notification(payload))
 
 
 def sync_ha_notification(sock: _socket.socket) -> None:
     """Acknowledge the last HA event on a ``NOTIF_HA_INFO_SYNC`` subscription, letting the
     daemon resume HA processing."""
-    _io.send_ack(_args.check_sock(sock), _protocol.HA_SYNCED_FRAME)
+    _io.send_ack(_args.check_sock(sock), _notifications.HA_SYNCED_FRAME)
 
 
 # ---------------------------------------------------------------- shaping
 
 
-def notification_dict(n: _protocol.Notification) -> _Dict[str, _Any]:
+def notification_dict(n: _notifications.Notification) -> _Dict[str, _Any]:
     """The dict the original binding returns for a decoded notification."""
     if n.kind != NOTIF_HA_INFO:
         return {"type": n.kind}
@@ -171,12 +173,12 @@ def notification_dict(n: _protocol.Notification) -> _Dict[str, _Any]:
             hnot[key] = n.data
     keys = _NODE_KEYS.get(n.ha_type)
     if keys is not None:
-        node = _cast(_protocol.HaNode, n.data)   # decode_notification: a node for these types
+        node = _cast(_notifications.HaNode, n.data)   # decode_notification: a node for these types
         for key in keys:
             hnot[key] = _node_dict(node)
     return {"type": NOTIF_HA_INFO, "hnot": hnot}
 
 
-def _node_dict(node: _protocol.HaNode) -> _Dict[str, _Any]:
+def _node_dict(node: _notifications.HaNode) -> _Dict[str, _Any]:
     af, key = _AF[node.af]
     return {"nodeid": node.nodeid, "af": af, key: node.address}

@@ -11,6 +11,7 @@ import ipaddress
 from typing import Any, NoReturn, Protocol, Tuple
 
 from . import error
+from ._consts import is_int
 from ._terms import Atom, Term
 
 # What ``from confd_ha.value import *`` (and so ``confd_ha``) exports: the class and the C_*
@@ -141,7 +142,7 @@ class Value:
         """The raw bytes of a C_BUF/C_STR (or other byte-valued) value."""
         if isinstance(self._val, bytes):
             return self._val
-        raise error.Error(error.ERR_BADTYPE, "value of type %d has no bytes" % self._type)
+        error.raise_error(error.ERR_BADTYPE, "value of type %d has no bytes" % self._type)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Value):
@@ -302,7 +303,7 @@ def _normalise(t: int, init: Any) -> Any:
             if isinstance(init, str) and "/" in init:
                 net = ipaddress.ip_interface(init)
                 init = (str(net.ip), net.network.prefixlen)
-            if isinstance(init, tuple) and len(init) == 2 and _is_int(init[1]):
+            if isinstance(init, tuple) and len(init) == 2 and is_int(init[1]):
                 addr = ipaddress.ip_address(init[0])
                 if addr.version == version and 0 <= init[1] <= (32 if version == 4 else 128):
                     return (str(addr), init[1])
@@ -310,7 +311,7 @@ def _normalise(t: int, init: Any) -> Any:
             pass
         _bad(t, init)
     if t in (C_DECIMAL64, C_IDENTITYREF):
-        if isinstance(init, tuple) and len(init) == 2 and all(_is_int(x) for x in init):
+        if isinstance(init, tuple) and len(init) == 2 and all(is_int(x) for x in init):
             if t == C_IDENTITYREF or -(2**63) <= init[0] < 2**63:
                 return init
         _bad(t, init)
@@ -319,15 +320,11 @@ def _normalise(t: int, init: Any) -> Any:
     return init
 
 
-def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def _decode_term(term: Term) -> Tuple[int, Any]:
     """(type, stored value) for a received term."""
     if isinstance(term, bytes):
         return C_BUF, term
-    if _is_int(term):
+    if is_int(term):
         return (C_INT32 if -(2**31) <= term < 2**31 else C_INT64), term
     if isinstance(term, float):
         return C_DOUBLE, term
@@ -341,16 +338,16 @@ def _decode_term(term: Term) -> Tuple[int, Any]:
     if isinstance(term, list):
         return C_LIST, [Value.from_term(x) for x in term]
     if isinstance(term, tuple):
-        if len(term) == 4 and all(_is_int(x) and 0 <= x <= 255 for x in term):
+        if len(term) == 4 and all(is_int(x) and 0 <= x <= 255 for x in term):
             return C_IPV4, str(ipaddress.IPv4Address(bytes(term)))
-        if len(term) == 8 and all(_is_int(x) and 0 <= x <= 0xFFFF for x in term):
+        if len(term) == 8 and all(is_int(x) and 0 <= x <= 0xFFFF for x in term):
             packed = b"".join(x.to_bytes(2, "big") for x in term)
             return C_IPV6, str(ipaddress.IPv6Address(packed))
         if len(term) == 2 and isinstance(term[0], bytes) and isinstance(term[1], bytes):
             return C_QNAME, term
-        if len(term) == 2 and _is_int(term[0]):
+        if len(term) == 2 and is_int(term[0]):
             t, v = term
-            if t in _INT_RANGES and t != C_INT32 and _is_int(v):
+            if t in _INT_RANGES and t != C_INT32 and is_int(v):
                 lo, hi = _INT_RANGES[t]
                 if lo <= v <= hi:
                     return t, v
@@ -360,10 +357,10 @@ def _decode_term(term: Term) -> Tuple[int, Any]:
                 return t, v
             if t == C_OBJECTREF:
                 return t, v
-            if t in _PREFIXES and isinstance(v, tuple) and len(v) == 2 and _is_int(v[1]):
+            if t in _PREFIXES and isinstance(v, tuple) and len(v) == 2 and is_int(v[1]):
                 addr, plen = v
                 if isinstance(addr, tuple) and len(addr) == (4 if _PREFIXES[t] == 4 else 8) \
-                        and all(_is_int(x) and 0 <= x <= (255 if len(addr) == 4 else 0xFFFF)
+                        and all(is_int(x) and 0 <= x <= (255 if len(addr) == 4 else 0xFFFF)
                                 for x in addr):
                     if len(addr) == 4:
                         text = str(ipaddress.IPv4Address(bytes(addr)))

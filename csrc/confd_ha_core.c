@@ -150,6 +150,18 @@ static int need(const reader *r, size_t n)
     return r->len - r->pos >= n ? CHD_OK : CHD_E_TRUNCATED;
 }
 
+/* Checks what precedes the first term: a length that 32-bit offsets reach, the version byte. */
+static int check_head(const unsigned char *in, size_t len)
+{
+    if (len > 0xffffffffu)
+        return CHD_E_TOOBIG;  /* offsets in chd_term are 32-bit */
+    if (len < 1)
+        return CHD_E_TRUNCATED;
+    if (in[0] != TAG_VERSION)
+        return CHD_E_VERSION;
+    return CHD_OK;
+}
+
 /* Validates UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
 static int utf8_valid(const unsigned char *s, size_t n)
 {
@@ -188,9 +200,20 @@ static int utf8_valid(const unsigned char *s, size_t n)
     return 1;
 }
 
-static int is_digit(unsigned char c)
+/* Moves *i past the decimal digits at s[*i..n) and returns how many there were. */
+static size_t skip_digits(const unsigned char *s, size_t n, size_t *i)
 {
-    return c >= '0' && c <= '9';
+    size_t start = *i;
+    while (*i < n && s[*i] >= '0' && s[*i] <= '9')
+        (*i)++;
+    return *i - start;
+}
+
+/* Moves *i past a '+' or '-' at s[*i], if there is one before n. */
+static void skip_sign(const unsigned char *s, size_t n, size_t *i)
+{
+    if (*i < n && (s[*i] == '+' || s[*i] == '-'))
+        (*i)++;
 }
 
 /*
@@ -205,34 +228,52 @@ static int old_float_valid(const unsigned char *s)
     for (size_t j = n; j < 31; j++)
         if (s[j] != 0)
             return 0;
-    if (i < n && (s[i] == '+' || s[i] == '-'))
-        i++;
-    while (i < n && is_digit(s[i])) {
-        i++;
-        digits++;
-    }
+    skip_sign(s, n, &i);
+    digits = skip_digits(s, n, &i);
     if (i < n && s[i] == '.') {
         i++;
-        while (i < n && is_digit(s[i])) {
-            i++;
-            digits++;
-        }
+        digits += skip_digits(s, n, &i);
     }
     if (digits == 0)
         return 0;
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        size_t exp_digits = 0;
         i++;
-        if (i < n && (s[i] == '+' || s[i] == '-'))
-            i++;
-        while (i < n && is_digit(s[i])) {
-            i++;
-            exp_digits++;
-        }
-        if (exp_digits == 0)
+        skip_sign(s, n, &i);
+        if (skip_digits(s, n, &i) == 0)
             return 0;
     }
     return i == n;
+}
+
+/* Reads the big-endian length of `width` (1, 2 or 4) bytes at r->pos into *n. */
+static int read_len(reader *r, size_t width, size_t *n)
+{
+    size_t v = 0;
+    int st;
+
+    if ((st = need(r, width)) != CHD_OK)
+        return st;
+    for (size_t i = 0; i < width; i++)
+        v = (v << 8) | r->p[r->pos + i];
+    r->pos += width;
+    *n = v;
+    return CHD_OK;
+}
+
+/* Reads a `width`-byte length and the bytes it announces, which t->off and t->n then span. */
+static int read_span(reader *r, size_t width, chd_term *t)
+{
+    size_t n;
+    int st;
+
+    if ((st = read_len(r, width, &n)) != CHD_OK)
+        return st;
+    if ((st = need(r, n)) != CHD_OK)
+        return st;
+    t->off = (uint32_t)r->pos;
+    t->n = (uint32_t)n;
+    r->pos += n;
+    return CHD_OK;
 }
 
 /*
@@ -271,16 +312,8 @@ static int read_one(reader *r, chd_term *t)
     case TAG_LARGE_BIG: {
         unsigned char sign;
         uint64_t mag = 0;
-        if (tag == TAG_SMALL_BIG) {
-            if ((st = need(r, 1)) != CHD_OK)
-                return st;
-            n = r->p[r->pos++];
-        } else {
-            if ((st = need(r, 4)) != CHD_OK)
-                return st;
-            n = get_u32(r->p + r->pos);
-            r->pos += 4;
-        }
+        if ((st = read_len(r, tag == TAG_SMALL_BIG ? 1 : 4, &n)) != CHD_OK)
+            return st;
         if ((st = need(r, 1)) != CHD_OK)
             return st;
         sign = r->p[r->pos++];
@@ -330,62 +363,27 @@ static int read_one(reader *r, chd_term *t)
     case TAG_ATOM_UTF8:
     case TAG_SMALL_ATOM:
     case TAG_SMALL_ATOM_UTF8:
-        if (tag == TAG_ATOM || tag == TAG_ATOM_UTF8) {
-            if ((st = need(r, 2)) != CHD_OK)
-                return st;
-            n = ((size_t)r->p[r->pos] << 8) | r->p[r->pos + 1];
-            r->pos += 2;
-        } else {
-            if ((st = need(r, 1)) != CHD_OK)
-                return st;
-            n = r->p[r->pos++];
-        }
-        if ((st = need(r, n)) != CHD_OK)
+        if ((st = read_span(r, tag == TAG_ATOM || tag == TAG_ATOM_UTF8 ? 2 : 1, t)) != CHD_OK)
             return st;
         if (tag == TAG_ATOM_UTF8 || tag == TAG_SMALL_ATOM_UTF8) {
-            if (!utf8_valid(r->p + r->pos, n))
+            if (!utf8_valid(r->p + t->off, t->n))
                 return CHD_E_BADVALUE;
             t->kind = CHD_K_ATOM_UTF8;
         } else {
             t->kind = CHD_K_ATOM;
         }
-        t->off = (uint32_t)r->pos;
-        t->n = (uint32_t)n;
-        r->pos += n;
         return CHD_OK;
     case TAG_BINARY:
     case TAG_STRING:
-        if (tag == TAG_BINARY) {
-            if ((st = need(r, 4)) != CHD_OK)
-                return st;
-            n = get_u32(r->p + r->pos);
-            r->pos += 4;
-        } else {
-            if ((st = need(r, 2)) != CHD_OK)
-                return st;
-            n = ((size_t)r->p[r->pos] << 8) | r->p[r->pos + 1];
-            r->pos += 2;
-        }
-        if ((st = need(r, n)) != CHD_OK)
+        if ((st = read_span(r, tag == TAG_BINARY ? 4 : 2, t)) != CHD_OK)
             return st;
         t->kind = tag == TAG_BINARY ? CHD_K_BINARY : CHD_K_STRING;
-        t->off = (uint32_t)r->pos;
-        t->n = (uint32_t)n;
-        r->pos += n;
         return CHD_OK;
     case TAG_SMALL_TUPLE:
     case TAG_LARGE_TUPLE:
     case TAG_LIST:
-        if (tag == TAG_SMALL_TUPLE) {
-            if ((st = need(r, 1)) != CHD_OK)
-                return st;
-            n = r->p[r->pos++];
-        } else {
-            if ((st = need(r, 4)) != CHD_OK)
-                return st;
-            n = get_u32(r->p + r->pos);
-            r->pos += 4;
-        }
+        if ((st = read_len(r, tag == TAG_SMALL_TUPLE ? 1 : 4, &n)) != CHD_OK)
+            return st;
         /* Every element takes at least one byte; a list also needs its tail. */
         if (n > r->len - r->pos || (tag == TAG_LIST && n == r->len - r->pos))
             return CHD_E_TRUNCATED;
@@ -472,19 +470,15 @@ int chd_decode(const unsigned char *in, size_t len, chd_term *out, size_t cap, s
     chd_term tmp;
     size_t k = 0;
     int done = 0;
+    int st;
 
     w.depth = 0;
     *count = 0;
-    if (len > 0xffffffffu)
-        return CHD_E_TOOBIG;  /* offsets in chd_term are 32-bit */
-    if (len < 1)
-        return CHD_E_TRUNCATED;
-    if (in[0] != TAG_VERSION)
-        return CHD_E_VERSION;
+    if ((st = check_head(in, len)) != CHD_OK)
+        return st;
     r.pos = 1;
     while (!done) {
         chd_term *t = out ? (k < cap ? &out[k] : NULL) : &tmp;
-        int st;
         if (t == NULL)
             return CHD_E_TOOBIG;
         if ((st = depth_check(&w, &r)) != CHD_OK)
@@ -1047,6 +1041,17 @@ static int status_address(reader *r, const chd_term *t, unsigned char *text, siz
     return CHD_E_SHAPE;
 }
 
+/* Reads the header of the next term, which must be a 2-tuple (else CHD_E_SHAPE). */
+static int read_pair(reader *r)
+{
+    chd_term t;
+    int st;
+
+    if ((st = read_one(r, &t)) != CHD_OK)
+        return st;
+    return t.kind == CHD_K_TUPLE && t.n == 2 ? CHD_OK : CHD_E_SHAPE;
+}
+
 /*
  * One pass over the reply, reading exactly the expected shape: every other shape is
  * CHD_E_SHAPE (or the reader's own error), so no separate validation walk is needed.
@@ -1065,16 +1070,10 @@ int chd_status_decode(const unsigned char *in, size_t len, int64_t *state,
     *text_len = 0;
     *num_nodes = 0;
     *flags = 0;
-    if (len > 0xffffffffu)
-        return CHD_E_TOOBIG;  /* offsets in chd_term are 32-bit */
-    if (len < 1)
-        return CHD_E_TRUNCATED;
-    if (in[0] != TAG_VERSION)
-        return CHD_E_VERSION;
-    if ((st = read_one(&r, &t)) != CHD_OK)
+    if ((st = check_head(in, len)) != CHD_OK)
         return st;
-    if (t.kind != CHD_K_TUPLE || t.n != 2)
-        return CHD_E_SHAPE;
+    if ((st = read_pair(&r)) != CHD_OK)
+        return st;
     if ((st = read_one(&r, &t)) != CHD_OK)
         return st;
     if (t.kind != CHD_K_INT)
@@ -1095,10 +1094,8 @@ int chd_status_decode(const unsigned char *in, size_t len, int64_t *state,
     for (uint32_t k = 0; k < nodes; k++) {
         chd_term id;
         const unsigned char *nul;
-        if ((st = read_one(&r, &t)) != CHD_OK)
+        if ((st = read_pair(&r)) != CHD_OK)
             return st;
-        if (t.kind != CHD_K_TUPLE || t.n != 2)
-            return CHD_E_SHAPE;
         if ((st = read_one(&r, &id)) != CHD_OK)
             return st;
         if (id.kind != CHD_K_BINARY) {

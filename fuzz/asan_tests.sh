@@ -11,14 +11,9 @@
 # report aborts the process, so it fails the test that triggered it.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(dirname "$here")"
-work="/tmp/asan-build"
-if [ "$#" -gt 0 ] && [ "$1" != "--" ]; then
-    work="$1"
-    shift
-fi
-[ "${1:-}" = "--" ] && shift
+. "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
+dir_option work /tmp/asan-build "$@"
+shift "$skip"
 python="${PYTHON:-python}"
 
 case "$work" in

@@ -5,10 +5,10 @@
 Targets (default ``decode``) are the checks of ``fuzz/oracles.py``:
 
 ``decode``
-    ``confd_ha._protocol.decode`` (the C core) against ``tests/refcodec.py`` on arbitrary
+    ``confd_ha._codec.decode`` (the C core) against ``tests/refcodec.py`` on arbitrary
     bytes: the same term by ``refcodec.same_term``, or both fail -- and then the C status
     names the refcodec error kind. (An old FLOAT whose text overflows, 1e999, is accepted by
-    the C core and refused by ``_protocol.decode``: both fail.)
+    the C core and refused by ``_codec.decode``: both fail.)
 ``reply`` / ``status``
     ``_protocol.decode_reply`` / ``decode_status`` against oracles written from the
     wire-protocol decisions on top of ``refcodec.decode``.
@@ -36,11 +36,11 @@ sys.path.append(ROOT)  # an installed confd_ha comes first; else the source tree
 
 with atheris.instrument_imports():
     import refcodec
-    from confd_ha import _protocol, error, value
+    from confd_ha import _codec, _protocol, error, value
     import oracles
 
 # Imported inside the block above only so that atheris instruments them for coverage.
-INSTRUMENTED = (refcodec, _protocol, error, value)
+INSTRUMENTED = (refcodec, _codec, _protocol, error, value)
 
 
 def check_all(data: bytes) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import socket
 
 import refcodec
-from confd_ha import _protocol, error
+from core_helpers import KIND_OF_STATUS
+from confd_ha import _codec, _protocol, error
 from confd_ha._core import ffi, lib
 from confd_ha._terms import Atom
 
@@ -22,14 +23,6 @@ class Mismatch(AssertionError):
     """The code under test and the oracle disagree (or a stray exception escaped)."""
 
 
-_KIND = {
-    lib.CHD_E_TRUNCATED: "truncated",
-    lib.CHD_E_EXTRA: "extra",
-    lib.CHD_E_BADTAG: "badtag",
-    lib.CHD_E_VERSION: "badtag",
-    lib.CHD_E_TOODEEP: "toodeep",
-    lib.CHD_E_BADVALUE: "badvalue",
-}
 _UNEXPECTED_REPLY = (error.ERR_PROTOUSAGE, "unexpected reply from daemon")
 
 
@@ -84,16 +77,16 @@ def check_core(data: bytes) -> None:
             raise Mismatch("chd_status_decode returned %d" % st)
 
 
-# ------------------------------------------------------------------ _protocol.decode
+# ------------------------------------------------------------------ _codec.decode
 
 
 def check_decode(data: bytes) -> None:
-    """_protocol.decode against refcodec.decode: the same term, or both refuse (and then the C
+    """_codec.decode against refcodec.decode: the same term, or both refuse (and then the C
     status names the refcodec error kind)."""
     ok, ref = ref_decode(data)
-    status = _protocol.validate(data)
+    status = _codec.validate(data)
     try:
-        got = _protocol.decode(data)
+        got = _codec.decode(data)
     except error.Error as exc:
         if ok:
             raise Mismatch("C refuses (%s), refcodec decodes %r" % (exc, ref))
@@ -103,12 +96,12 @@ def check_decode(data: bytes) -> None:
             return
         if status == lib.CHD_OK:
             raise Mismatch("C core accepts, decode refuses: %s / %s" % (exc, ref))
-        kind = _KIND.get(status)
+        kind = KIND_OF_STATUS.get(status)
         if kind != ref.kind:
             raise Mismatch("C status %d (%s), refcodec %s" % (status, kind, ref))
         return
     except Exception as exc:
-        raise Mismatch("decode raised %s: %s" % (type(exc).__name__, exc)) from exc
+        raise _stray("decode", exc) from exc
     if not ok:
         raise Mismatch("C decodes %r, refcodec refuses: %s" % (got, ref))
     if status != lib.CHD_OK:
@@ -122,6 +115,19 @@ def check_decode(data: bytes) -> None:
 
 class Refused(Exception):
     """The oracle's verdict: the client must raise Error(ERR_PROTOUSAGE) for this payload."""
+
+
+def _verdict(oracle, data: bytes):
+    """What ``oracle(data)`` returns, or the class Refused when the oracle refuses ``data``."""
+    try:
+        return oracle(data)
+    except Refused:
+        return Refused
+
+
+def _stray(name: str, exc: BaseException) -> Mismatch:
+    """The mismatch of ``name`` letting ``exc`` (no clean refusal) escape."""
+    return Mismatch("%s raised %s: %s" % (name, type(exc).__name__, exc))
 
 
 def _reason_text(raw: bytes) -> str:
@@ -155,10 +161,7 @@ def reply_oracle(data: bytes):
 
 
 def check_reply(data: bytes) -> None:
-    try:
-        want = reply_oracle(data)
-    except Refused:
-        want = Refused
+    want = _verdict(reply_oracle, data)
     try:
         got = _protocol.decode_reply(data)
     except error.Error as exc:
@@ -168,7 +171,7 @@ def check_reply(data: bytes) -> None:
                 raise Mismatch("refused with %r" % (got,))
             return
     except BaseException as exc:
-        raise Mismatch("decode_reply raised %s: %s" % (type(exc).__name__, exc)) from exc
+        raise _stray("decode_reply", exc) from exc
     if want is Refused:
         raise Mismatch("oracle refuses, decode_reply gives %r" % (got,))
     if got != want:
@@ -214,10 +217,7 @@ def status_oracle(data: bytes):
 
 
 def check_status(data: bytes) -> None:
-    try:
-        want = status_oracle(data)
-    except Refused:
-        want = Refused
+    want = _verdict(status_oracle, data)
     try:
         got = _protocol.decode_status(data)
     except error.Error as exc:
@@ -229,7 +229,7 @@ def check_status(data: bytes) -> None:
             return
         raise Mismatch("oracle gives %r, decode_status raises %s" % (want, exc))
     except BaseException as exc:
-        raise Mismatch("decode_status raised %s: %s" % (type(exc).__name__, exc)) from exc
+        raise _stray("decode_status", exc) from exc
     if want is Refused:
         raise Mismatch("oracle refuses, decode_status gives %r" % (got,))
     state, nodes = got
@@ -258,7 +258,7 @@ def check_messages(data: bytes) -> None:
         except allowed:
             pass
         except BaseException as exc:
-            raise Mismatch("%s raised %s: %s" % (name, type(exc).__name__, exc)) from exc
+            raise _stray(name, exc) from exc
 
 
 # ------------------------------------------------------------------ handshake, framing

@@ -11,14 +11,9 @@
 # csrc/confd_ha_core.c.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(dirname "$here")"
-out="/tmp/valgrind-confd-ha"
-if [ "$#" -gt 0 ] && [ "$1" != "--" ]; then
-    out="$1"
-    shift
-fi
-[ "${1:-}" = "--" ] && shift
+. "$(dirname "${BASH_SOURCE[0]}")/prelude.sh"
+dir_option out /tmp/valgrind-confd-ha "$@"
+shift "$skip"
 if [ "$#" -eq 0 ]; then
     set -- "$root"/tests/test_client_*.py "$root"/tests/test_core_*.py
 fi

@@ -5,6 +5,7 @@ one that answers the hello and then nothing)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import sys
 import threading
 
 import confd_ha
+from net_helpers import accept_until
 
 TOKEN = "cli-user-t0ken-Pq2"
 HELLO_REPLY = bytes.fromhex("00 00 52 08 02 05 00 3C 12")  # ConfD 8.2.5's "accepted"
@@ -52,13 +54,6 @@ def run(argv, env=None, stdin=subprocess.DEVNULL, timeout=30, cwd=None):
     return p
 
 
-def dead_port(address: str = "127.0.0.1") -> int:
-    """A port on ``address`` where nothing listens."""
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """A TCP server on ``address`` whose connections each run ``handler(conn)`` in a thread;
     a context manager. ``port`` is its port."""
@@ -76,16 +71,12 @@ class Server:
         self.thread.start()
 
     def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            conn.settimeout(None)
-            self.conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        accept_until(self.sock, self.stopped, self._accepted)
+
+    def _accepted(self, conn: socket.socket, _peer) -> None:
+        conn.settimeout(None)
+        self.conns.append(conn)
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn) -> None:
         try:
@@ -97,10 +88,8 @@ class Server:
         self.stopped.set()
         self.sock.close()
         for c in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.close()
-            except OSError:
-                pass
         self.thread.join(5)
 
     def __enter__(self) -> "Server":
@@ -108,6 +97,13 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def blocked(pid: int) -> bool:
+    """Whether the process's main thread sleeps in the kernel (state S in /proc): a
+    single-threaded command that has connected is then blocked on its server."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rpartition(")")[2].split()[0] == "S"
 
 
 def http(conn, stopped) -> None:

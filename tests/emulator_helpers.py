@@ -1,9 +1,9 @@
-"""Test-local helpers for the emulator tests, on top of :mod:`confd_ha.emulator.runner`.
+"""Test-local helpers for the emulator tests, on top of :mod:`confd_ha.testing`.
 
-The loop thread, node proxies and port choice are the runner's (``EmulatorThread``,
-``SyncNode``, ``PortReservation``); what is kept here is test-specific: nodes added one by one
-at 127.0.0.<n> with the tests' short timeouts, client sockets closed with the cluster, raw
-event sockets (``EventSock``), ``wait_until``, and the shorthands of the HA tests (event
+The loop thread, node proxies, port choice and the cluster are :mod:`confd_ha.testing`'s
+(``EmulatorThread``, ``SyncNode``, ``PortReservation``, ``Cluster``); what is kept here is
+test-specific: nodes added one by one at 127.0.0.<n> with the tests' short timeouts, client sockets closed with the cluster, raw
+event sockets (``EventSock``) and the shorthands of the HA tests (event
 types, ``be_primary``/``be_secondary``/``join_error``, scripted peers of docs/peer-protocol.md).
 """
 
@@ -13,14 +13,17 @@ import hashlib
 import hmac
 import os
 import socket
-import time
 from typing import Optional
 
 import confd_ha as ha
-from confd_ha import _handshake, _io, _protocol, error
+from confd_ha import _codec, _handshake, _io, _notifications, _protocol, error
 from confd_ha._terms import Atom
-from confd_ha.emulator import Node, NodeConfig
-from confd_ha.emulator.runner import EmulatorThread, PortReservation, SyncNode, loopback_addresses
+from confd_ha.emulator import Node
+from confd_ha.testing import cluster
+from confd_ha.testing.loop import EmulatorThread
+from confd_ha.testing.node import SyncNode
+from confd_ha.testing.ports import PortReservation
+from waiting import wait_until
 
 HA_INFO = _protocol.NOTIF_HA_INFO
 HA_INFO_SYNC = _protocol.NOTIF_HA_INFO_SYNC
@@ -32,22 +35,11 @@ PEER_VSN = 2        # the peer protocol version (docs/peer-protocol.md)
 HA_VSN = 0x08020500
 
 
-class LoopThread(EmulatorThread):
-    """The runner's loop thread, started at once, with a 15 s default call timeout."""
-
-    def __init__(self, timeout: float = 15.0):
-        super().__init__(timeout=timeout, name="emulator-tests")
-        self.start()
-
-    def close(self) -> None:
-        self.stop()
-
-
 class NodeProxy(SyncNode):
     """The runner's ``SyncNode`` plus test shorthands; client sockets it makes are closed by
     ``Cluster.close()``."""
 
-    def __init__(self, lt: LoopThread, node: Node, sockets: list):
+    def __init__(self, lt: EmulatorThread, node: Node, sockets: list):
         super().__init__(lt, node)
         self._sockets = sockets
 
@@ -83,13 +75,13 @@ class EventSock:
             sockets.append(self.sock)
         self.sock.settimeout(TIMEOUT)
         _handshake.open_connection(self.sock, _protocol.CT_EVENT, (ip, port))
-        _io.send(self.sock, _protocol.encode_subscription(mask))
-        assert _protocol.decode(_io.read_frame(self.sock)) == "ok"
+        _io.send(self.sock, _notifications.encode_subscription(mask))
+        assert _codec.decode(_io.read_frame(self.sock)) == "ok"
 
     def next(self, timeout: float = TIMEOUT):
         """(type, data) of the next HA event."""
         self.sock.settimeout(timeout)
-        term = _protocol.decode(_io.read_frame(self.sock))
+        term = _codec.decode(_io.read_frame(self.sock))
         assert isinstance(term, tuple) and term[0] == HA_INFO, term
         return term[1]
 
@@ -113,7 +105,7 @@ class EventSock:
         raise AssertionError("unexpected event data: %r" % (data,))
 
     def ack(self) -> None:
-        _io.send(self.sock, _protocol.HA_SYNCED_FRAME)
+        _io.send(self.sock, _notifications.HA_SYNCED_FRAME)
 
     def close(self) -> None:
         self.sock.close()
@@ -126,32 +118,27 @@ def free_port(ips) -> int:
         return reservation.port
 
 
-class Cluster:
-    """Nodes added one by one at 127.0.0.<n>, sharing one HA port, on one loop thread."""
+class Cluster(cluster.Cluster):
+    """The one cluster of :mod:`confd_ha.testing.cluster`, empty at first: nodes are added one
+    by one at 127.0.0.<n> (:class:`NodeProxy`) with the tests' short ticks and a 15 s call
+    timeout. The HA port is chosen free on 127.0.0.1-``count`` but not held (some tests bind
+    it themselves); client sockets made through the proxies are closed by :meth:`close`."""
 
     def __init__(self, tick: float = 0.5, count: int = 9, join_timeout: Optional[float] = None):
         # count 9: the HA port is chosen free on 127.0.0.1-9, .9 being the tests' fake peers'.
-        self.lt = LoopThread()
         self.tick = tick
-        self.join_timeout = join_timeout   # None: the NodeConfig default (ConfD's 10 s)
-        self.nodes = self.lt.nodes   # the thread's own list: its stop() stops them too
         self.sockets: list = []   # client sockets made through the proxies
-        try:
-            self.ha_port = free_port(loopback_addresses(count))
-        except BaseException:
-            self.lt.close()
-            raise
+        config = {} if join_timeout is None else {"join_timeout": join_timeout}
+        super().__init__(0, reserve=count, hold=False, tick_timeout=tick, call_timeout=15.0,
+                         **config)
+        self.lt = self.emulator.start()
+
+    def make_proxy(self, node: Node) -> NodeProxy:
+        return NodeProxy(self.emulator, node, self.sockets)
 
     def add(self, name: str, n: int, start: bool = True, **cfg) -> NodeProxy:
-        cfg.setdefault("tick_timeout", self.tick)
-        cfg.setdefault("ha_port", self.ha_port)
-        if self.join_timeout is not None:
-            cfg.setdefault("join_timeout", self.join_timeout)
-        config = NodeConfig(name=name, ipc_address="127.0.0.%d" % n, ipc_port=0, **cfg)
-        proxy = NodeProxy(self.lt, self.lt.call(Node, config), self.sockets)
-        self.nodes.append(proxy)
-        if start:
-            proxy.start()
+        proxy = super().add(name, n, start=start, **cfg)
+        assert isinstance(proxy, NodeProxy)
         return proxy
 
     def close(self) -> None:
@@ -165,19 +152,7 @@ class Cluster:
                 except Exception:
                     pass
         finally:
-            self.lt.close()
-
-
-def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.02):
-    """Poll ``predicate`` until it returns a true value; fail after ``timeout``."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError("condition not met within %.1f s" % timeout)
-        time.sleep(interval)
+            self.stop()
 
 
 # ================================================================ HA shorthands
@@ -203,6 +178,27 @@ def be_secondary(node: NodeProxy, me: str, primary: NodeProxy, pid: str, token: 
     return s
 
 
+def primary_with(cluster: Cluster, count: int) -> tuple:
+    """Nodes n1..n<count> at 127.0.0.1..<count>: n1 primary, the others its secondaries
+    (synchronous joins). Returns the nodes, then their control sockets in the same order."""
+    nodes = [cluster.add("n%d" % i, i) for i in range(1, count + 1)]
+    sockets = [be_primary(nodes[0], "n1")]
+    for i, node in enumerate(nodes[1:], 2):
+        sockets.append(be_secondary(node, "n%d" % i, nodes[0], "n1"))
+    return (*nodes, *sockets)
+
+
+def relay_chain(cluster: Cluster) -> tuple:
+    """n1 primary; n2 its secondary, made a relay; n3 the secondary of n2. Returns
+    (n1, n2, n3, n2's control socket)."""
+    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
+    be_primary(n1, "n1")
+    s2 = be_secondary(n2, "n2", n1, "n1")
+    ha.berelay(s2)
+    be_secondary(n3, "n3", n2, "n2")
+    return n1, n2, n3, s2
+
+
 def wait_synced(node: NodeProxy, nodeid: bytes) -> None:
     """Until ``node`` (a primary or relay) has read the ``ha_synced`` of its direct secondary
     ``nodeid``. A joining node is listed (and announced) when it is admitted, but a commit
@@ -213,6 +209,13 @@ def wait_synced(node: NodeProxy, nodeid: bytes) -> None:
         return any(c.nodeid == nodeid and c.arrived for c in n._children.values())
 
     wait_until(lambda: node.emulator.call(synced, node.node))
+
+
+def wait_ipc_connections(node: NodeProxy, count: int) -> None:
+    """Until ``node``'s IPC server holds ``count`` accepted connections: a test that orders
+    two clients must know the first was accepted before it connects the second. Nothing
+    public shows it, so this reads the node's IPC server."""
+    wait_until(lambda: node.emulator.call(lambda n: n._ipc.connections, node.node) == count)
 
 
 def join_error(node: NodeProxy, me, primary_ip: str, pid, token: str = "tok") -> int:
@@ -254,7 +257,7 @@ def scripted_hello(ip: str, port: int, me: bytes, pid: bytes, source=None):
     """Connect to a listener and send a hello; returns (socket, NonceS)."""
     c = socket.create_connection((ip, port), timeout=3, source_address=source)
     nonce_s = os.urandom(32)
-    c.sendall(_protocol.encode_frame((Atom("ha_hello"), PEER_VSN, HA_VSN, me, pid, nonce_s)))
+    c.sendall(_codec.encode_frame((Atom("ha_hello"), PEER_VSN, HA_VSN, me, pid, nonce_s)))
     return c, nonce_s
 
 
@@ -264,16 +267,16 @@ def scripted_join(ip: str, port: int, token: bytes, me: bytes, pid: bytes, txid=
     ``read_sync`` False stops after the auth (the admission may wait for the node's HA
     engine): the term is then None."""
     c, nonce_s = scripted_hello(ip, port, me, pid, source)
-    tag, pname, nonce_p, proof_p = _protocol.decode(_io.read_frame(c))
+    tag, pname, nonce_p, proof_p = _codec.decode(_io.read_frame(c))
     assert tag == "ha_challenge" and pname == pid
     assert proof_p == proof(token, b"confd_ha-peer-v1:primary", nonce_s, nonce_p)
-    c.sendall(_protocol.encode_frame((Atom("ha_auth"), proof(token, b"confd_ha-peer-v1:secondary",
+    c.sendall(_codec.encode_frame((Atom("ha_auth"), proof(token, b"confd_ha-peer-v1:secondary",
                                                               nonce_p, nonce_s), b"", b"", txid)))
     if not read_sync:
         return c, None
-    sync = _protocol.decode(_io.read_frame(c))
+    sync = _codec.decode(_io.read_frame(c))
     if synced:
-        c.sendall(_protocol.encode_frame((Atom("ha_synced"), 0 if sync[1] == "nocopy" else 1)))
+        c.sendall(_codec.encode_frame((Atom("ha_synced"), 0 if sync[1] == "nocopy" else 1)))
     return c, sync
 
 
@@ -284,6 +287,6 @@ def read_until_closed(sock: socket.socket, timeout: float) -> list:
     frames = []
     try:
         while True:
-            frames.append(_protocol.decode(_io.read_frame(sock)))
+            frames.append(_codec.decode(_io.read_frame(sock)))
     except (ha.error.EOF, ConnectionResetError):
         return frames

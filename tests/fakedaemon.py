@@ -11,7 +11,7 @@ The bytes the daemon sends never come from ``confd_ha``'s own codec: they are th
 of wire-protocol.md §12 (``SPEC``), Erlang's golden vectors (``golden.terms.load``) or the
 independent reference codec (``refcodec``).
 
-Usage::
+Usage, with the ``daemons`` fixture of conftest.py::
 
     d = daemons(script(handshake(), expect_frame("token"), expect_frame("order"), send(OK)))
     s = d.client_socket()
@@ -33,11 +33,14 @@ import tempfile
 import threading
 import time
 import traceback
+import tracemalloc
+from typing import Callable
 
 import pytest
 
 import refcodec
 from golden.terms import load as _load_golden
+from net_helpers import accept_until
 
 A = refcodec.Atom
 GOLDEN = _load_golden()
@@ -69,7 +72,7 @@ def golden_frame(name: str) -> bytes:
     return frame(GOLDEN[name])
 
 
-# wire-protocol.md §12, as printed there (hex copied from the spec, not computed here),
+# wire-protocol.md §12, as printed there (hex copied from the document, not computed here),
 # except the client hello's last two bytes: 14 09 (MAXDEPTH 20, MAXKEYLEN 9), as libconfd
 # 8.2.5 sends them (observed by tests/differential; the spec's W-04 said 00 00).
 SPEC = {
@@ -123,6 +126,21 @@ SPEC = {
         "00 00 00 31 83 68 02 61 04 6C 00 00 00 02 68 02 6D 00 00 00 02 6E 31"
         "68 04 61 0A 61 00 61 00 61 01 68 02 6D 00 00 00 02 6E 33 68 04 61 0A 61 00 61 00"
         "61 03 6A"),
+}
+
+# Malformed reply frames (W-27) that every read site of the client refuses with
+# ERR_PROTOUSAGE; test_client_io.py and test_hostile_client.py add their own to these.
+MALFORMED = {
+    "trailing_garbage": frame(hx("83 64 00 02 6F 6B 00")),
+    "trailing_term": frame(hx("83 64 00 02 6F 6B 83 64 00 02 6F 6B")),
+    "compressed": frame(hx("83 50 00 00 00 06 78 9c cb 4f 02 00 01 4d 00 db")),
+    "no_version_byte": frame(hx("64 00 02 6F 6B")),
+    "empty_payload": frame(b""),
+    "pid": frame(hx("83 58 64 00 03 61 40 62 00 00 00 01 00 00 00 00 00 00 00 00")),
+    "map": frame(hx("83 74 00 00 00 00")),
+    "unknown_tag_255": frame(hx("83 FF")),
+    "nested_tuple_100000": frame(b"\x83" + b"\x68\x01" * 100_000 + b"\x64\x00\x02ok"),
+    "nested_list_100000": frame(b"\x83" + b"\x6C\x00\x00\x00\x01" * 100_000 + b"\x6A" * 100_001),
 }
 
 SECRET = b"s3cret"   # the §4.6 secret
@@ -205,101 +223,93 @@ class Conn:
 
 
 class Step:
-    def run(self, c: Conn, daemon: "FakeDaemon") -> None:
-        raise NotImplementedError
+    """One thing the daemon does on a connection: ``run(conn, daemon)``."""
+
+    def __init__(self, run: Callable[[Conn, "FakeDaemon"], object]):
+        self.run = run
 
 
-class expect(Step):
+def expect(n: int, name: str) -> Step:
     """Read exactly ``n`` bytes and record them as ``name``."""
 
-    def __init__(self, n: int, name: str):
-        self.n, self.name = n, name
+    def run(c: Conn, daemon: "FakeDaemon") -> None:
+        c.received[name] = c.read_exact(n, name)
+        c.mark(name)
 
-    def run(self, c, daemon):
-        c.received[self.name] = c.read_exact(self.n, self.name)
-        c.mark(self.name)
+    return Step(run)
 
 
-class expect_frame(Step):
+def expect_frame(name: str) -> Step:
     """Read one frame (4-byte length + payload) and record the whole frame as ``name``."""
 
-    def __init__(self, name: str):
-        self.name = name
-
-    def run(self, c, daemon):
-        header = c.read_exact(4, self.name)
+    def run(c: Conn, daemon: "FakeDaemon") -> None:
+        header = c.read_exact(4, name)
         (size,) = struct.unpack(">I", header)
         if size > 1 << 20:
-            c.notes.append("absurd frame size %d in %s" % (size, self.name))
+            c.notes.append("absurd frame size %d in %s" % (size, name))
             raise _Stop
-        c.received[self.name] = header + c.read_exact(size, self.name)
-        c.mark(self.name)
+        c.received[name] = header + c.read_exact(size, name)
+        c.mark(name)
+
+    return Step(run)
 
 
-class send(Step):
-    def __init__(self, data: bytes, name: str | None = None):
-        self.data, self.name = data, name
-
-    def run(self, c, daemon):
-        c.sock.sendall(self.data)
-        if self.name:
-            c.mark(self.name)
+def send(data: bytes) -> Step:
+    return Step(lambda c, daemon: c.sock.sendall(data))
 
 
-class drip(Step):
+def drip(data: bytes, delay: float = 0.005) -> Step:
     """Send ``data`` one byte at a time, ``delay`` seconds apart."""
 
-    def __init__(self, data: bytes, delay: float = 0.005):
-        self.data, self.delay = data, delay
+    def run(c: Conn, daemon: "FakeDaemon") -> None:
+        for i in range(len(data)):
+            c.sock.sendall(data[i:i + 1])
+            time.sleep(delay)
 
-    def run(self, c, daemon):
-        for i in range(len(self.data)):
-            c.sock.sendall(self.data[i:i + 1])
-            time.sleep(self.delay)
-
-
-class sleep(Step):
-    def __init__(self, seconds: float, name: str | None = None):
-        self.seconds, self.name = seconds, name
-
-    def run(self, c, daemon):
-        daemon.stopping.wait(self.seconds)
-        if self.name:
-            c.mark(self.name)
+    return Step(run)
 
 
-class close(Step):
+def sleep(seconds: float) -> Step:
+    """Wait ``seconds`` (less if the daemon stops)."""
+    return Step(lambda c, daemon: daemon.stopping.wait(seconds))
+
+
+def mark(name: str) -> Step:
+    """Note the time as ``name`` (the connection's ``times``)."""
+    return Step(lambda c, daemon: c.mark(name))
+
+
+def close() -> Step:
     """A clean close: FIN to the client (it reads EOF), then keep recording until it closes.
 
     (A plain close() with unread input would send RST instead; ``reset`` does that on purpose.)
     """
 
-    def run(self, c, daemon):
+    def run(c: Conn, daemon: "FakeDaemon") -> None:
         c.mark("close")
         try:
             c.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
+    return Step(run)
 
-class reset(Step):
+
+def reset() -> Step:
     """An abortive close (SO_LINGER 0): the client sees ECONNRESET."""
 
-    def run(self, c, daemon):
+    def run(c: Conn, daemon: "FakeDaemon") -> None:
         c.mark("reset")
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         c.sock.close()
         raise _Stop
 
+    return Step(run)
 
-class call(Step):
+
+def call(fn: Callable[[Conn], object]) -> Step:
     """Run ``fn(conn)`` inside the script (for tests that need a hook)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def run(self, c, daemon):
-        self.fn(c)
+    return Step(lambda c, daemon: fn(c))
 
 
 def handshake(reply: bytes = SPEC["reply_accepted"]) -> list:
@@ -390,23 +400,19 @@ class FakeDaemon:
         return s
 
     def _accept_loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                sock, peer = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            c = Conn(sock, peer)
-            i = len(self.conns)
-            steps = self.scripts[i] if i < len(self.scripts) else []
-            t = threading.Thread(target=self._serve, args=(c, steps), daemon=True,
-                                 name="fakedaemon-conn%d" % i)
-            with self._accepted:
-                self.conns.append(c)
-                self.threads.append(t)
-                self._accepted.notify_all()
-            t.start()
+        accept_until(self.listener, self.stopping, self._accepted_one)
+
+    def _accepted_one(self, sock: socket.socket, peer) -> None:
+        c = Conn(sock, peer)
+        i = len(self.conns)
+        steps = self.scripts[i] if i < len(self.scripts) else []
+        t = threading.Thread(target=self._serve, args=(c, steps), daemon=True,
+                             name="fakedaemon-conn%d" % i)
+        with self._accepted:
+            self.conns.append(c)
+            self.threads.append(t)
+            self._accepted.notify_all()
+        t.start()
 
     def _serve(self, c: Conn, steps) -> None:
         try:
@@ -484,35 +490,6 @@ class FakeDaemon:
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture
-def daemons():
-    """Factory: ``daemons(script0, script1, ..., family='inet')`` → a started FakeDaemon;
-    every daemon and every socket made through ``client_socket`` is cleaned up."""
-    made: list[FakeDaemon] = []
-    sockets: list[socket.socket] = []
-
-    def make(*scripts, family: str = "inet") -> FakeDaemon:
-        if family == "inet6" and not ipv6_available():
-            pytest.skip("no IPv6 on this host")
-        d = FakeDaemon(*scripts, family=family)
-        orig = d.client_socket
-
-        def client_socket(timeout: float | None = 2.0):
-            s = orig(timeout)
-            sockets.append(s)
-            return s
-
-        d.client_socket = client_socket
-        made.append(d)
-        return d
-
-    yield make
-    for s in sockets:
-        s.close()
-    for d in made:
-        d.stop()
-
-
 @pytest.fixture(autouse=True)
 def clean_client_env(monkeypatch):
     """No IPC access file from the surroundings; client settings restored afterwards."""
@@ -545,6 +522,25 @@ def assert_no_secret(exc: BaseException) -> None:
     texts.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     for text in texts:
         assert SECRET_MARK not in text, text
+
+
+def use_access_file(monkeypatch, tmp_path, content: bytes = SECRET) -> None:
+    """Make ``content`` the IPC access secret: a file in ``tmp_path`` that
+    $CONFD_IPC_ACCESS_FILE names."""
+    p = tmp_path / "secret"
+    p.write_bytes(content)
+    monkeypatch.setenv("CONFD_IPC_ACCESS_FILE", str(p))
+
+
+def peak_during(fn):
+    """(result, tracemalloc peak in bytes) of ``fn()``."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
 
 
 def raises(exc_type, fn, *args, **kwargs):

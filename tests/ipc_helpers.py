@@ -1,7 +1,9 @@
-"""Raw-socket helpers for the emulated node's IPC-port tests (test_emulator_ipc*.py)."""
+"""Raw-socket helpers for the emulated node's IPC-port tests (test_emulator_ipc*.py), and one
+exchange of JSON lines with its control endpoint (docs/emulator.md)."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 from confd_ha import _io, _protocol
@@ -61,3 +63,15 @@ def event_socket(node) -> socket.socket:
     s.sendall(hello(11))
     assert _io.recv_exact(s, 9) == REPLY_OK
     return s
+
+
+def json_exchange(sock: socket.socket, line: bytes) -> dict:
+    """Send ``line`` to a control endpoint and return its decoded one-line reply (fails if the
+    endpoint closes the connection instead)."""
+    sock.sendall(line)
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        assert chunk, "endpoint closed the connection"
+        buf += chunk
+    return json.loads(buf)

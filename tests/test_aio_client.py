@@ -16,15 +16,16 @@ import pytest
 import confd_ha as ha
 from confd_ha import _handshake, aio, error, events
 from confd_ha.value import C_BUF, C_XMLBEGIN, Value
+from events_helpers import (
+    CONNECT_EOF_SCRIPTS, EV, EVENT_CASES, HA_MASK, MALFORMED, SYNC_MASK, ha_event, subscribed,
+)
 from fakedaemon import (  # noqa: F401 -- fixtures
     SECRET, SPEC, TOKEN, TOKEN_BYTES, assert_no_secret, call, clean_client_env, close,
-    daemons, expect, expect_frame, frame, golden_frame, ha_connected, hello_reply, hx, reset,
-    send, sleep, term_frame, token_never_logged,
+    expect, expect_frame, frame, golden_frame, ha_connected, hello_reply, hx, reset, send, sleep,
+    term_frame, token_never_logged, use_access_file,
 )
-from test_events_client import (
-    CONNECT_EOF_SCRIPTS, EV, EVENT_CASES, HA_MASK, MALFORMED, SYNC_MASK, ha as ha_event,
-    subscribed,
-)
+from net_helpers import dead_port
+from waiting import wait_until_async
 
 STEP = 5.0   # bound on every awaited test step
 
@@ -291,10 +292,7 @@ def test_connect_unix_and_defaults(daemons, monkeypatch):
 
 
 def test_connect_refused_same_as_sync():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = dead_port()
     with socket.socket() as s:
         sync = outcome(lambda: ha.connect(s, TOKEN, "127.0.0.1", port))
     got = arun(aoutcome(aio.connect(TOKEN, "127.0.0.1", port)))
@@ -311,9 +309,7 @@ def test_eof_during_connect(daemons, name):
 
 
 def test_access_check_and_renegotiation(daemons, monkeypatch, tmp_path):
-    secret = tmp_path / "secret"
-    secret.write_bytes(SECRET)
-    monkeypatch.setenv("CONFD_IPC_ACCESS_FILE", str(secret))
+    use_access_file(monkeypatch, tmp_path)
     access = [expect(9, "hello"), send(SPEC["challenge_v2"]), expect(33, "response"),
               send(SPEC["access_ok"])]
     d = daemons(access + [send(hello_reply(status=1, proto=77, vsn=0x07070100)), close()],
@@ -412,7 +408,7 @@ def test_task_cancel_leaves_connection_usable(daemons):
     async def go():
         async with await aio.connect(TOKEN, d.host, d.port) as conn:
             task = asyncio.ensure_future(conn.benone())
-            await asyncio.sleep(0.1)
+            await wait_until_async(lambda: "o1" in d.conn(0))   # sent: waiting for the reply
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -531,7 +527,7 @@ def test_local_close_ends_iteration(daemons):
                 seen.append(n)
 
         task = asyncio.ensure_future(consume())
-        await asyncio.sleep(0.2)
+        await wait_until_async(lambda: seen)   # the event is read: the stream waits for more
         await stream.close()
         await asyncio.wait_for(task, 1.0)
         return seen

@@ -4,17 +4,17 @@ the blocking API, the async iterator, HA_INFO_SYNC acknowledgements and cancella
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
-import time
 
 import pytest
 
 import confd_ha as ha
 from confd_ha import aio, error
-from confd_ha.emulator.runner import Cluster
-from test_events_emulator import (
+from events_helpers import (
     HA_MASK, IS_NONE, IS_PRIMARY, SYNC_MASK, TICK, arrived, initialized, noprimary, result,
 )
+from waiting import wait_until
 
 STEP = 10.0
 
@@ -23,22 +23,16 @@ def arun(coro):
     return asyncio.run(asyncio.wait_for(coro, STEP))
 
 
-@pytest.fixture
-def cluster():
-    made: list = []
-
-    def make(n: int = 2, **config) -> Cluster:
-        c = Cluster(n, tick_timeout=config.pop("tick_timeout", TICK), **config)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.stop()
-
-
 def where(node):
     return {"ip": node.ipc_address, "port": node.ipc_port}
+
+
+@contextlib.asynccontextmanager
+async def events_and_control(node, mask: int = HA_MASK):
+    """An event stream for ``mask`` and a control connection (token "tok") to ``node``."""
+    async with await aio.notifications_connect(mask, **where(node)) as e, \
+            await aio.connect("tok", **where(node)) as p:
+        yield e, p
 
 
 async def outcome(coro):
@@ -91,23 +85,25 @@ def settle(c, what, args):
     so that both runs observe the same states."""
     if what == "arrived":
         parent, nodeid = args
-        for _ in range(500):
-            if any(nid == nodeid for nid, _ in c[parent].status()[1]):
-                return
-            time.sleep(0.01)
-        raise AssertionError("%r never arrived at node %d" % (nodeid, parent))
-    c[args[0]].wait_state(ha.STATE_NONE, timeout=5)
+        wait_until(lambda: any(nid == nodeid for nid, _ in c[parent].status()[1]), interval=0.01)
+    else:
+        c[args[0]].wait_state(ha.STATE_NONE, timeout=5)
+
+
+def orders(c):
+    """SCRIPT's orders as (node index, method name, arguments for cluster ``c``), each
+    after the waits SCRIPT puts before it (done as the caller asks for the next order)."""
+    for i, method, args in SCRIPT:
+        if i is None:
+            settle(c, method, args)
+        else:
+            yield i, method, _args(c, args)
 
 
 def run_sync(c):
     socks = [c[i].connect_ha("tok") for i in range(len(c))]
-    out = []
     try:
-        for i, method, args in SCRIPT:
-            if i is None:
-                settle(c, method, args)
-                continue
-            out.append(sync_outcome(getattr(ha, method), socks[i], *_args(c, args)))
+        out = [sync_outcome(getattr(ha, method), socks[i], *args) for i, method, args in orders(c)]
     finally:
         for s in socks:
             s.close()
@@ -118,19 +114,16 @@ async def run_async(c):
     conns = [await aio.connect("tok", **where(c[i])) for i in range(len(c))]
     out = []
     try:
-        for i, method, args in SCRIPT:
-            if i is None:
-                settle(c, method, args)
-                continue
-            out.append(await outcome(getattr(conns[i], method)(*_args(c, args))))
+        for i, method, args in orders(c):
+            out.append(await outcome(getattr(conns[i], method)(*args)))
     finally:
         for conn in conns:
             await conn.close()
     return out
 
 
-def test_same_results_and_errors_as_the_blocking_api(cluster):
-    c_sync, c_async = cluster(3, base=1), cluster(3, base=11)
+def test_same_results_and_errors_as_the_blocking_api(clusters):
+    c_sync, c_async = clusters(3, base=1), clusters(3, base=11)
     sync = run_sync(c_sync)
     got = arun(run_async(c_async))
     # Addresses differ between the two clusters: compare with them swapped in.
@@ -158,10 +151,10 @@ def test_same_results_and_errors_as_the_blocking_api(cluster):
     assert sync[-1] == ("ok", (ha.STATE_NONE, []))
 
 
-def test_event_stream_scenario(cluster):
+def test_event_stream_scenario(clusters):
     """Asynchronous join, its events on both nodes, the primary's death: every event read
     through the async iterator, interleaved with control calls on the same loop."""
-    c = cluster(2)
+    c = clusters(2)
 
     async def go():
         e1 = await aio.notifications_connect(HA_MASK, **where(c[0]))
@@ -189,12 +182,11 @@ def test_event_stream_scenario(cluster):
     arun(go())
 
 
-def test_failed_async_join_result(cluster):
-    c = cluster(2)
+def test_failed_async_join_result(clusters):
+    c = clusters(2)
 
     async def go():
-        async with await aio.notifications_connect(HA_MASK, **where(c[1])) as e2, \
-                await aio.connect("tok", **where(c[1])) as s:
+        async with events_and_control(c[1]) as (e2, s):
             await s.besecondary("n2", "n1", c[0].ipc_address, False)    # n1 is NONE
             assert (await e2.read())["hnot"] == result(error.ERR_HA_CONNECT)
             assert (await e2.read())["hnot"] == IS_NONE
@@ -205,12 +197,11 @@ def test_failed_async_join_result(cluster):
     arun(go())
 
 
-def test_ha_info_sync_with_async_acknowledgement(cluster):
-    c = cluster(1)
+def test_ha_info_sync_with_async_acknowledgement(clusters):
+    c = clusters(1)
 
     async def go():
-        async with await aio.notifications_connect(SYNC_MASK, **where(c[0])) as syncer, \
-                await aio.connect("tok", **where(c[0])) as p:
+        async with events_and_control(c[0], SYNC_MASK) as (syncer, p):
             await p.beprimary("n1")
             assert (await syncer.read())["hnot"] == IS_PRIMARY
             pending = asyncio.ensure_future(p.benone())
@@ -226,12 +217,11 @@ def test_ha_info_sync_with_async_acknowledgement(cluster):
     arun(go())
 
 
-def test_cancelled_read_then_event(cluster):
-    c = cluster(1)
+def test_cancelled_read_then_event(clusters):
+    c = clusters(1)
 
     async def go():
-        async with await aio.notifications_connect(HA_MASK, **where(c[0])) as e, \
-                await aio.connect("tok", **where(c[0])) as p:
+        async with events_and_control(c[0]) as (e, p):
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(e.read(), 0.2)
             await p.beprimary("n1")
@@ -240,12 +230,12 @@ def test_cancelled_read_then_event(cluster):
     arun(go())
 
 
-def test_cancelled_join_reply_is_skipped(cluster):
+def test_cancelled_join_reply_is_skipped(clusters):
     """A synchronous join towards a frozen primary is cancelled; its late reply (the join's
     error, after the join deadline) is skipped by the next call, which gets its own answer --
     a status, answered only once the join is over (docs/conformance.md "One order at a
     time")."""
-    c = cluster(2, join_timeout=1.0)   # ConfD's 10 s join deadline, shortened
+    c = clusters(2, join_timeout=1.0)   # ConfD's 10 s join deadline, shortened
 
     async def go():
         async with await aio.connect("tok", **where(c[0])) as p, \
@@ -261,8 +251,8 @@ def test_cancelled_join_reply_is_skipped(cluster):
     assert arun(go()) == (ha.STATE_NONE, [])
 
 
-def test_timeout_option_against_a_quiet_node(cluster):
-    c = cluster(1)
+def test_timeout_option_against_a_quiet_node(clusters):
+    c = clusters(1)
 
     async def go():
         async with await aio.notifications_connect(HA_MASK, timeout=0.2,
@@ -276,8 +266,8 @@ def test_timeout_option_against_a_quiet_node(cluster):
     arun(go())
 
 
-def test_many_subscribers_on_one_loop(cluster):
-    c = cluster(1)
+def test_many_subscribers_on_one_loop(clusters):
+    c = clusters(1)
 
     async def go():
         streams = [await aio.notifications_connect(HA_MASK, **where(c[0])) for _ in range(20)]
@@ -294,7 +284,8 @@ def test_many_subscribers_on_one_loop(cluster):
 
 
 def test_unix_path_connect(tmp_path):
-    from confd_ha.emulator.runner import EmulatorThread, free_port
+    from confd_ha.testing.loop import EmulatorThread
+    from confd_ha.testing.ports import free_port
 
     path = str(tmp_path / "ipc.sock")
     with EmulatorThread(timeout=10) as emu:

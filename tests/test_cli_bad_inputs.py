@@ -14,10 +14,11 @@ import socket
 
 import pytest
 
-from cli_helpers import (TOKEN, Server, dead_port, environment, hang_up, hello_then_silent, http,
-                         run, silent)
+from cli_helpers import (TOKEN, Server, environment, hang_up, hello_then_silent, http, run,
+                         silent)
 from confd_ha.cli_errors import EXIT_CODES
 from confd_ha.cli_parser import exit_codes
+from net_helpers import dead_port
 
 BASE = 160  # the emulated node: 127.0.0.160 (a block of its own)
 
@@ -240,7 +241,7 @@ CASES = [
 def world(tmp_path_factory):
     """The values of the cases' {placeholders}: servers that are not ConfD and one emulated
     node (a NONE node with a control endpoint)."""
-    from confd_ha.emulator.runner import Cluster
+    from confd_ha.testing.cluster import Cluster
 
     files = tmp_path_factory.mktemp("cli-bad")
     empty = files / "empty-token"

@@ -13,14 +13,17 @@ import select
 import signal
 import subprocess
 import sys
+import termios
 import time
 
 import pytest
 
 import confd_ha as ha
-from cli_helpers import (TOKEN, Server, command, dead_port, environment, hello_then_silent, run,
+from cli_helpers import (TOKEN, Server, blocked, command, environment, hello_then_silent, run,
                          silent)
 from confd_ha._version import __version__
+from net_helpers import dead_port
+from waiting import wait_until
 
 
 def at(node) -> list:
@@ -73,7 +76,7 @@ def test_options_in_any_position(trio):
 
 
 def test_cdb_options_before_or_after_the_action():
-    from confd_ha.emulator.runner import Cluster
+    from confd_ha.testing.cluster import Cluster
 
     with Cluster(1, base=170, tick_timeout=0.2, control=True) as c:
         where = at(c[0])
@@ -92,7 +95,7 @@ def test_cdb_options_before_or_after_the_action():
 
 @pytest.fixture
 def nso_node():
-    from confd_ha.emulator.runner import Cluster
+    from confd_ha.testing.cluster import Cluster
 
     with Cluster(1, base=171, tick_timeout=0.2, flavour="nso", control=True) as c:
         yield c[0]
@@ -214,7 +217,9 @@ def on_terminal(argv, keys: bytes, env=None, prompt: bytes = b"HA token: "):
                     break
                 shown += chunk
             if not typed and prompt in shown:
-                time.sleep(0.2)   # getpass has turned echo off and waits
+                # keys typed before getpass turned echo off would be flushed with it (on a
+                # pty the master's termios are the terminal's)
+                wait_until(lambda: not termios.tcgetattr(fd)[3] & termios.ECHO)
                 os.write(fd, keys)
                 typed = True
     finally:
@@ -254,11 +259,11 @@ def test_ctrl_c_while_waiting_is_exit_130(handler, argv):
         p = subprocess.Popen(command() + argv + ["--ipc-port", str(server.port)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=environment(), text=True)
-        end = time.monotonic() + 20
-        while not server.conns:
-            assert p.poll() is None and time.monotonic() < end
-            time.sleep(0.01)
-        time.sleep(0.2)
+
+        def waiting() -> bool:   # connected and blocked on the server
+            assert p.poll() is None
+            return bool(server.conns) and blocked(p.pid)
+        wait_until(waiting, timeout=20)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=20)
     assert p.returncode == 130, err
@@ -270,7 +275,7 @@ def test_ctrl_c_during_the_demo_stops_every_node(delay):
     p = subprocess.Popen(command() + ["demo", "--tick", "2"], stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment(),
                          text=True)
-    time.sleep(delay)
+    time.sleep(delay)   # what is tested: a Ctrl-C at any of these moments of the demo
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=30)
     assert "Traceback" not in out + err

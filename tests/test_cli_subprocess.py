@@ -11,16 +11,16 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
 import confd_ha as ha
 
 from cli_helpers import TOKEN, command, environment
+from net_helpers import dead_port
+from waiting import wait_until
 
 
 def cli(*argv, node=None, env=None, timeout=20):
@@ -64,10 +64,7 @@ def test_exit_codes(trio):
     assert (rc, out) == (1, "")
     assert "daemon error 17 ERR_BADSTATE" in err
 
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = dead_port()
     rc, out, err = cli("status", "--ipc-port", str(port))
     assert (rc, out) == (3, "")
     assert err.splitlines()[-1] == \
@@ -137,6 +134,14 @@ class Reader:
         return self.lines.get(timeout=timeout)
 
 
+def watching(p: subprocess.Popen, node) -> None:
+    """Until the ``watch`` process ``p`` has subscribed to ``node`` (it must not exit)."""
+    def subscribed() -> bool:
+        assert p.poll() is None
+        return node.subscribers >= 1
+    wait_until(subscribed, timeout=10.0, interval=0.01)
+
+
 @pytest.mark.parametrize("as_json", [False, True])
 def test_watch_until_sigint(trio, as_json):
     n1, n2 = trio[0], trio[1]
@@ -146,10 +151,7 @@ def test_watch_until_sigint(trio, as_json):
                          stderr=subprocess.PIPE, text=True, env=environment())
     try:
         reader = Reader(p.stdout)
-        end = time.monotonic() + 10
-        while n1.subscribers < 1:
-            assert p.poll() is None and time.monotonic() < end
-            time.sleep(0.01)
+        watching(p, n1)
         with n1.connect_ha(TOKEN) as c1, n2.connect_ha(TOKEN) as c2:
             ha.beprimary(c1, "n1")
             ha.besecondary(c2, "n2", "n1", n1.ipc_address, 1)
@@ -189,10 +191,7 @@ def test_watch_stops_when_its_reader_goes_away(trio):
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=environment())
     try:
-        end = time.monotonic() + 10
-        while n1.subscribers < 1:
-            assert p.poll() is None and time.monotonic() < end
-            time.sleep(0.01)
+        watching(p, n1)
         with n1.connect_ha(TOKEN) as c1:
             ha.beprimary(c1, "n1")
             assert p.stdout.readline().endswith(" is-primary\n")

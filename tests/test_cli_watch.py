@@ -19,15 +19,8 @@ import pytest
 
 import confd_ha as ha
 from confd_ha import cli
-
-
-def wait_until(predicate, timeout: float = 5.0):
-    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met within %.1f s" % timeout)
-        time.sleep(0.01)
+from net_helpers import dead_port
+from waiting import wait_until
 
 
 TOKEN = "watch-t0ken-Qr5"
@@ -113,22 +106,50 @@ def control(node):
     return s
 
 
-def test_watch_prints_one_line_per_event_and_ctrl_c_exits_0(trio):
-    n1 = trio[0]
-    n2 = trio[1]
+def secondary_comes_and_goes(n1, n2, wait_reply: int, primary_ends: bool):
+    """A producer for ``watch(n1, ...)``: n1 becomes primary, n2 joins it (``besecondary``
+    with ``wait_reply``) and leaves, and, if ``primary_ends``, n1 becomes none; it waits for
+    the event of each step."""
 
     def produce(out):
         with control(n1) as c1, control(n2) as c2:
             ha.beprimary(c1, "n1")
             out.wait_for(1)
-            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 1)
+            ha.besecondary(c2, "n2", "n1", n1.ipc_address, wait_reply)
             out.wait_for(2)
-            ha.benone(c2)
+            ha.benone(c2)  # (secondary_dead reports nothing for the node it names)
             out.wait_for(3)
-            ha.benone(c1)
-            out.wait_for(4)
+            if primary_ends:
+                ha.benone(c1)
+                out.wait_for(4)
 
-    rc, lines, err = watch(n1, [], produce)
+    return produce
+
+
+def primary_dies_under_a_secondary(n1, n2, wrong_name_first: bool):
+    """A producer for ``watch(n2, ...)``: n1 becomes primary with a commit n2 lacks, n2
+    joins it (after a join naming the wrong primary if ``wrong_name_first``), then n1 dies;
+    it waits for the events of each step."""
+
+    def produce(out):
+        with control(n1) as c1, control(n2) as c2:
+            ha.beprimary(c1, "n1")
+            n1.commit([("set", "/sys/host", "a")])  # n2 is behind: a copy
+            seen = 0
+            if wrong_name_first:
+                ha.besecondary(c2, "n2", "wrong", n1.ipc_address, 0)
+                seen = 2
+                out.wait_for(seen)
+            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 0)
+            out.wait_for(seen + 2)
+            n1.kill()
+            out.wait_for(seen + 4)
+
+    return produce
+
+
+def test_watch_prints_one_line_per_event_and_ctrl_c_exits_0(trio):
+    rc, lines, err = watch(trio[0], [], secondary_comes_and_goes(trio[0], trio[1], 1, True))
     assert rc == 0
     assert untimed(lines) == [
         "is-primary",
@@ -140,21 +161,7 @@ def test_watch_prints_one_line_per_event_and_ctrl_c_exits_0(trio):
 
 
 def test_watch_on_a_secondary(trio):
-    n1 = trio[0]
-    n2 = trio[1]
-
-    def produce(out):
-        with control(n1) as c1, control(n2) as c2:
-            ha.beprimary(c1, "n1")
-            n1.commit([("set", "/sys/host", "a")])
-            ha.besecondary(c2, "n2", "wrong", n1.ipc_address, 0)
-            out.wait_for(2)
-            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 0)
-            out.wait_for(4)
-            n1.kill()
-            out.wait_for(6)
-
-    rc, lines, err = watch(n2, [], produce)
+    rc, lines, err = watch(trio[1], [], primary_dies_under_a_secondary(trio[0], trio[1], True))
     assert rc == 0
     lines = untimed(lines)
     # the events of ConfD 8.2.5 (docs/conformance.md "Events"): a failed join ends with
@@ -170,19 +177,7 @@ def test_watch_on_a_secondary(trio):
 
 
 def test_watch_json_lines(trio):
-    n1 = trio[0]
-    n2 = trio[1]
-
-    def produce(out):
-        with control(n1) as c1, control(n2) as c2:
-            ha.beprimary(c1, "n1")
-            out.wait_for(1)
-            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 0)
-            out.wait_for(2)
-            ha.benone(c2)  # (secondary_dead reports nothing for the node it names)
-            out.wait_for(3)
-
-    rc, lines, err = watch(n1, ["--json"], produce)
+    rc, lines, err = watch(trio[0], ["--json"], secondary_comes_and_goes(trio[0], trio[1], 0, False))
     assert rc == 0
     assert objects(lines) == [
         {"event": "is-primary", "type": 5},
@@ -192,19 +187,7 @@ def test_watch_json_lines(trio):
 
 
 def test_watch_json_reasons_and_results(trio):
-    n1 = trio[0]
-    n2 = trio[1]
-
-    def produce(out):
-        with control(n1) as c1, control(n2) as c2:
-            ha.beprimary(c1, "n1")
-            n1.commit([("set", "/sys/host", "a")])  # n2 is behind: a copy
-            ha.besecondary(c2, "n2", "n1", n1.ipc_address, 0)
-            out.wait_for(2)
-            n1.kill()
-            out.wait_for(4)
-
-    rc, lines, err = watch(n2, ["--json"], produce)
+    rc, lines, err = watch(trio[1], ["--json"], primary_dies_under_a_secondary(trio[0], trio[1], False))
     assert rc == 0
     assert objects(lines) == [
         {"event": "besecondary-result", "type": 7, "result": 0, "error": None},
@@ -251,10 +234,7 @@ def test_watch_ends_with_exit_3_when_the_node_dies(trio):
 
 
 def test_watch_with_nothing_listening_is_exit_3():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = dead_port()
     out, err = io.StringIO(), io.StringIO()
     start = time.monotonic()
     rc = cli.main(["watch", "--ipc-port", str(port)], out=out, err=err)

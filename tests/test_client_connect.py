@@ -17,9 +17,11 @@ import pytest
 import confd_ha as ha
 from confd_ha import _handshake, error
 from fakedaemon import (  # noqa: F401 -- fixtures
-    SECRET, SPEC, TOKEN, TOKEN_BYTES, clean_client_env, close, daemons, expect, expect_frame,
-    ha_connected, hello_bytes, hello_reply, raises, send, sleep, token_never_logged,
+    SECRET, SPEC, TOKEN, TOKEN_BYTES, clean_client_env, close, expect, expect_frame,
+    ha_connected, hello_bytes, hello_reply, mark, raises, send, sleep, token_never_logged,
+    use_access_file,
 )
+from net_helpers import dead_port
 
 FAMILIES = ["inet", "inet6", "unix"]
 
@@ -76,7 +78,7 @@ def test_empty_token(daemons):
 def test_connect_reads_nothing_after_the_token(daemons):
     """The daemon sends nothing after the token; connect must return at once, without
     waiting for (or consuming) anything. The next status() then gets the whole reply."""
-    d = daemons([ha_connected(), sleep(0.3, "quiet"), expect_frame("order"),
+    d = daemons([ha_connected(), sleep(0.3), mark("quiet"), expect_frame("order"),
                  send(SPEC["status_none"])])
     s = d.client_socket(timeout=1.0)
     ha.connect(s, TOKEN, **d.where)
@@ -112,10 +114,7 @@ def test_connect_rejects_non_socket():
 
 
 def test_connect_refused_is_os_error():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = dead_port()
     c = socket.socket()
     c.settimeout(1.0)
     try:
@@ -293,9 +292,7 @@ def test_access_empty_variable_counts_as_unset(daemons, monkeypatch, secret_file
 
 def test_access_secret_hashed_raw_with_newline(daemons, monkeypatch, tmp_path):
     import hashlib
-    p = tmp_path / "nl"
-    p.write_bytes(b"s3cret\n")
-    monkeypatch.setenv("CONFD_IPC_ACCESS_FILE", str(p))
+    use_access_file(monkeypatch, tmp_path, b"s3cret\n")
     d = daemons(access_v2_script())
     connect(d).close()
     (rec,) = d.finish()

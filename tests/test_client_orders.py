@@ -13,8 +13,8 @@ import pytest
 import confd_ha as ha
 from confd_ha import Value, error
 from fakedaemon import (  # noqa: F401 -- fixtures
-    SPEC, TOKEN, A, clean_client_env, daemons, expect_frame, golden_frame,
-    ha_connected, raises, send, sleep, term_frame, token_never_logged,
+    SPEC, TOKEN, A, clean_client_env, expect_frame, golden_frame, ha_connected, mark, raises,
+    send, sleep, term_frame, token_never_logged,
 )
 
 
@@ -91,7 +91,7 @@ def test_besecondary_nowait_reads_nothing(daemons, wait, ip, frame):
     """waitreply false: the frame is sent and nothing is read. The daemon answers nothing;
     with a 1 s socket timeout any read would raise Timeout, so a prompt normal return proves
     no read happened. The following status() then gets exactly its own reply."""
-    d, s = session(daemons, expect_frame("order"), sleep(0.3, "quiet"),
+    d, s = session(daemons, expect_frame("order"), sleep(0.3), mark("quiet"),
                    expect_frame("status"), send(SPEC["status_secondary"]), timeout=1.0)
     assert ha.besecondary(s, "n2", "n1", ip, wait) is None
     returned = time.monotonic()

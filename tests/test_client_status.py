@@ -10,8 +10,8 @@ import pytest
 import confd_ha as ha
 from confd_ha import error
 from fakedaemon import (  # noqa: F401 -- fixtures
-    SPEC, TOKEN, A, clean_client_env, daemons, expect_frame, golden_frame,
-    ha_connected, raises, send, term_frame, token_never_logged,
+    SPEC, TOKEN, A, clean_client_env, expect_frame, golden_frame, ha_connected, raises, send,
+    term_frame, token_never_logged,
 )
 
 

@@ -2,8 +2,8 @@
 announced lengths, big integers, floats, atoms, improper lists, compressed terms, framing, the
 hello and the IPC access check.
 
-Each decode case is checked three ways: ``_protocol.validate`` (the core's status code),
-``_protocol.decode`` (the term, or ``Error`` with confd_errno 21) and the reference codec
+Each decode case is checked three ways: ``_codec.validate`` (the core's status code),
+``_codec.decode`` (the term, or ``Error`` with confd_errno 21) and the reference codec
 (``refcodec``), so the core's error classes are pinned to the rules in refcodec's docstring.
 
 Tests marked ``xfail(strict=True)`` document bugs reported to the lead; the reason names the
@@ -24,7 +24,7 @@ import refcodec
 from refcodec import Atom, DecodeError, same_term
 from strategies import nested
 
-from confd_ha import _protocol as P
+from confd_ha import _address, _codec, _protocol as P
 from confd_ha import error
 from confd_ha._core import lib
 from confd_ha.error import Error
@@ -50,20 +50,21 @@ def u32(n: int) -> bytes:
 
 def rejects(data: bytes, status: int) -> None:
     """The core says ``status``; decode raises Error(21) naming it; the reference agrees."""
-    assert P.validate(data) == status
+    assert _codec.validate(data) == status
     with pytest.raises(Error) as info:
-        P.decode(data)
+        _codec.decode(data)
     assert type(info.value) is Error
     assert info.value.confd_errno == error.ERR_PROTOUSAGE
     assert info.value.confd_lasterr == "decode: " + error.core_text(status)
+    assert info.value.core_status == status      # kept on the instance, not in the text
     with pytest.raises(DecodeError) as ref:
         refcodec.decode(data)
     assert ref.value.kind == KIND[status]
 
 
 def accepts(data: bytes, term) -> None:
-    assert P.validate(data) == OK
-    assert same_term(P.decode(data), term)
+    assert _codec.validate(data) == OK
+    assert same_term(_codec.decode(data), term)
     assert same_term(refcodec.decode(data), term)
 
 
@@ -97,8 +98,8 @@ def test_depth_100_accepted_101_rejected(wrap, leaf):
     leaf_bytes, leaf_depth = LEAVES[leaf]
     k = 100 - leaf_depth
     ok = wrap(k, leaf_bytes)
-    assert P.validate(ok) == OK
-    term = P.decode(ok)
+    assert _codec.validate(ok) == OK
+    term = _codec.decode(ok)
     assert refcodec.depth(term) == 100
     assert same_term(term, refcodec.decode(ok))
     rejects(wrap(k + 1, leaf_bytes), TOODEEP)
@@ -115,7 +116,7 @@ def test_depth_checked_on_the_tag_before_the_header():
 def test_list_tail_is_not_a_nesting_level():
     # 100 nested one-element lists: their NIL tails sit at depth 100 without counting.
     data = lists(99, b"\x68\x00")
-    assert P.validate(data) == OK
+    assert _codec.validate(data) == OK
 
 
 @pytest.mark.parametrize("kind", [tuple, list])
@@ -123,10 +124,10 @@ def test_list_tail_is_not_a_nesting_level():
 def test_encoder_depth_limit(kind, leaf, leaf_depth):
     ok = nested(leaf, 100 - leaf_depth, kind)
     assert refcodec.depth(ok) == 100
-    assert P.encode(ok) == refcodec.encode(ok)
-    assert same_term(P.decode(P.encode_frame(ok)[4:]), ok)
+    assert _codec.encode(ok) == refcodec.encode(ok)
+    assert same_term(_codec.decode(_codec.encode_frame(ok)[4:]), ok)
     too_deep = nested(leaf, 101 - leaf_depth, kind)
-    for encoder in (P.encode, P.encode_frame):
+    for encoder in (_codec.encode, _codec.encode_frame):
         with pytest.raises(Error) as info:
             encoder(too_deep)
         assert info.value.confd_errno == error.ERR_PROTOUSAGE
@@ -140,7 +141,7 @@ def test_order_encoder_counts_the_order_tuple():
     with pytest.raises(Error):
         P.encode_order(P.BEPRIMARY, nested(b"x", 100))
     # besecondary {2, Node, {PNode, Addr}, W}: the primary's id sits two levels down.
-    ip = P.parse_ip("10.0.0.1")
+    ip = _address.parse_ip("10.0.0.1")
     frame = P.encode_order(P.BESECONDARY, nested(b"x", 99), nested(b"y", 98), ip, 1)
     assert frame[4:] == refcodec.encode(
         (2, nested(b"x", 99), (nested(b"y", 98), (10, 0, 0, 1)), 1))
@@ -181,17 +182,17 @@ def test_huge_counts_do_not_allocate_per_element():
     for _ in range(1000):
         for _name, data in HUGE[:3]:
             with pytest.raises(Error):
-                P.decode(data)
+                _codec.decode(data)
 
 
 def test_generic_decoder_node_cap():
-    # _protocol.decode bounds its node array (_MAX_TERMS = 2**20 nodes); a longer message is
+    # _codec.decode bounds its node array (_MAX_TERMS = 2**20 nodes); a longer message is
     # refused cleanly, not allocated.
     n = (1 << 20) + 5
     data = b"\x83\x6c" + u32(n) + b"\x61\x01" * n + b"\x6a"
-    assert P.validate(data) == OK
+    assert _codec.validate(data) == OK
     with pytest.raises(Error) as info:
-        P.decode(data)
+        _codec.decode(data)
     assert info.value.confd_errno == error.ERR_PROTOUSAGE
     assert info.value.confd_lasterr == "decode: " + error.core_text(lib.CHD_E_TOOBIG)
 
@@ -246,7 +247,7 @@ def test_big_length_checked_before_sign():
 @pytest.mark.parametrize("value", [2**64, -(2**64), 2**100])
 def test_encoder_refuses_integers_beyond_64_bits(value):
     with pytest.raises((ValueError, Error)):
-        P.encode(value)
+        _codec.encode(value)
 
 
 # ------------------------------------------------------------------ floats
@@ -271,7 +272,7 @@ def test_new_float_finite_accepted(bits, value):
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_encoder_refuses_nan_and_inf(value):
     with pytest.raises((ValueError, Error)):
-        P.encode(value)
+        _codec.encode(value)
 
 
 def old_float(text: bytes, pad: bytes = b"\x00") -> bytes:
@@ -313,11 +314,11 @@ def test_old_float_truncated():
 
 @pytest.mark.parametrize("text", [b"1e999", b"-1e999", b"1e400", b"-9" + b"9" * 25 + b"e308"])
 def test_old_float_overflow_is_checked_by_decode_not_by_the_core(text):
-    # Documented split: the core checks the syntax, _protocol.decode the range.
+    # Documented split: the core checks the syntax, _codec.decode the range.
     data = old_float(text)
-    assert P.validate(data) == OK
+    assert _codec.validate(data) == OK
     with pytest.raises(Error) as info:
-        P.decode(data)
+        _codec.decode(data)
     assert info.value.confd_errno == error.ERR_PROTOUSAGE
     assert "float" in info.value.confd_lasterr
     with pytest.raises(DecodeError) as ref:
@@ -346,7 +347,7 @@ def test_old_float_overflow_is_checked_by_decode_not_by_the_core(text):
 ])
 def test_atoms_in_all_four_tags(data, name):
     accepts(data, Atom(name))
-    assert type(P.decode(data)) is Atom
+    assert type(_codec.decode(data)) is Atom
 
 
 BAD_UTF8 = ["e9", "c080", "c1bf", "eda080", "edbfbf", "f4908080", "e282", "80", "f888808080",
@@ -366,17 +367,17 @@ def test_invalid_utf8_atoms_rejected(tag, raw):
 
 def test_atom_encoder_limits():
     big = Atom("a" * 65535)
-    assert P.encode(big) == refcodec.encode(big)
+    assert _codec.encode(big) == refcodec.encode(big)
     with pytest.raises(Error):
-        P.encode(Atom("a" * 65536))
-    assert P.encode(Atom("\u03bb" * 10))[1] == 0x76           # beyond Latin-1 -> ATOM_UTF8
-    assert P.encode(Atom("\u00e9"))[1] == 0x64                # Latin-1 -> ATOM
+        _codec.encode(Atom("a" * 65536))
+    assert _codec.encode(Atom("\u03bb" * 10))[1] == 0x76           # beyond Latin-1 -> ATOM_UTF8
+    assert _codec.encode(Atom("\u00e9"))[1] == 0x64                # Latin-1 -> ATOM
 
 
 def test_plain_str_and_unknown_types_refused():
     for bad in ("text", object(), {1: 2}, {1}, None):
         with pytest.raises(TypeError):
-            P.encode(bad)
+            _codec.encode(bad)
 
 
 # ------------------------------------------------------------------ lists, compressed, tags
@@ -414,9 +415,9 @@ def test_compressed_term_rejected(data):
 
 def test_compressed_term_as_list_tail_rejected():
     data = h("83 6c 00000001 6101") + COMPRESSED
-    assert P.validate(data) != OK
+    assert _codec.validate(data) != OK
     with pytest.raises(Error):
-        P.decode(data)
+        _codec.decode(data)
 
 
 def test_compressed_tail_error_class_matches_reference():
@@ -488,8 +489,8 @@ def test_frame_size_header_length(header):
 def test_frame_helpers():
     assert P.frame(b"") == b"\x00\x00\x00\x00"
     assert P.frame(b"abc") == b"\x00\x00\x00\x03abc"
-    payload = P.encode((1, b"x"))
-    assert P.encode_frame((1, b"x")) == P.frame(payload)
+    payload = _codec.encode((1, b"x"))
+    assert _codec.encode_frame((1, b"x")) == P.frame(payload)
 
 
 # ------------------------------------------------------------------ hello
@@ -609,3 +610,24 @@ def test_reply_error_minus_2_is_not_eof():
 @pytest.mark.parametrize("state", [2**63, 2**64 - 1, -(2**64 - 1)])
 def test_status_state_beyond_int64(state):
     assert P.decode_status(refcodec.encode((state, []))) == (state, [])
+
+
+def test_chokepoint_keeps_the_core_status():
+    # error.check / raise_error keep the core's status on the instance; the text is the same
+    # as without it, and a pickled copy keeps it too.
+    import pickle
+
+    with pytest.raises(Error) as info:
+        error.check(-1, "decode")
+    e = info.value
+    assert (e.confd_errno, e.core_status) == (error.ERR_PROTOUSAGE, -1)
+    assert str(e) == "%s (21): decode: %s" % (error.strerror(21), error.core_text(-1))
+    copy = pickle.loads(pickle.dumps(e))
+    assert (type(copy), str(copy), copy.core_status) == (Error, str(e), -1)
+    with pytest.raises(Error) as info:
+        error.raise_error(error.ERR_PROTOUSAGE, "unexpected reply from daemon", core_status=-7)
+    assert (str(info.value).endswith(": unexpected reply from daemon"),
+            info.value.core_status) == (True, -7)
+    with pytest.raises(Error) as info:
+        error.raise_error(17, "", daemon=True)
+    assert info.value.core_status is None

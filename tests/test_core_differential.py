@@ -2,8 +2,8 @@
 pure-Python reference codec ``tests/refcodec.py``, ``socket.inet_ntop`` and independent Python
 computations.
 
-Error classes: ``_protocol.decode`` raises ``confd_ha.error.Error`` (confd_errno 21, lasterr
-"decode: <core text>"); the core's own verdict is ``_protocol.validate`` (CHD_OK or a negative
+Error classes: ``_codec.decode`` raises ``confd_ha.error.Error`` (confd_errno 21, lasterr
+"decode: <core text>"); the core's own verdict is ``_codec.validate`` (CHD_OK or a negative
 ``chd_status``), compared with ``refcodec.DecodeError.kind``:
 
     truncated <-> CHD_E_TRUNCATED    extra <-> CHD_E_EXTRA       toodeep <-> CHD_E_TOODEEP
@@ -26,10 +26,11 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import refcodec
+from core_helpers import KIND_OF_STATUS
 from refcodec import Atom, DecodeError, same_term
 from strategies import INT_EDGES, atoms, binaries, integers, scalars, terms
 
-from confd_ha import _protocol as P
+from confd_ha import _address, _codec, _protocol as P
 from confd_ha import error
 from confd_ha._core import lib
 from confd_ha.error import Error
@@ -40,14 +41,6 @@ SLOW = settings(max_examples=40, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                        HealthCheck.data_too_large])
 
-KIND_OF_STATUS = {
-    lib.CHD_E_TRUNCATED: "truncated",
-    lib.CHD_E_EXTRA: "extra",
-    lib.CHD_E_BADTAG: "badtag",
-    lib.CHD_E_VERSION: "badtag",
-    lib.CHD_E_TOODEEP: "toodeep",
-    lib.CHD_E_BADVALUE: "badvalue",
-}
 
 # ---------------------------------------------------------------- the comparison
 
@@ -62,9 +55,9 @@ def ref_outcome(data: bytes):
 def check_agreement(data: bytes) -> None:
     """C decoder and reference codec agree on ``data``: same term, or both fail alike."""
     ref, ref_err = ref_outcome(data)
-    status = P.validate(data)
+    status = _codec.validate(data)
     try:
-        got, c_err = P.decode(data), None
+        got, c_err = _codec.decode(data), None
     except Error as exc:
         got, c_err = None, exc
     ref_kind = ref_err.kind if ref_err else None
@@ -105,33 +98,33 @@ def check_agreement(data: bytes) -> None:
 @FAST
 @given(terms())
 def test_round_trip(term):
-    assert same_term(P.decode(P.encode(term)), term)
+    assert same_term(_codec.decode(_codec.encode(term)), term)
 
 
 @FAST
 @given(terms())
 def test_encode_equals_reference(term):
-    data = P.encode(term)
+    data = _codec.encode(term)
     assert data.hex() == refcodec.encode(term).hex()
-    assert P.encode_frame(term) == struct.pack(">I", len(data)) + data
-    assert P.validate(data) == lib.CHD_OK
+    assert _codec.encode_frame(term) == struct.pack(">I", len(data)) + data
+    assert _codec.validate(data) == lib.CHD_OK
 
 
 @SLOW
 @given(st.lists(scalars(), min_size=250, max_size=300).map(tuple))
 def test_large_tuples_equal_reference(term):
     # Arity 255 / 256 is the SMALL_TUPLE / LARGE_TUPLE boundary.
-    data = P.encode(term)
+    data = _codec.encode(term)
     assert data == refcodec.encode(term)
-    assert same_term(P.decode(data), term)
+    assert same_term(_codec.decode(data), term)
 
 
 @FAST
 @given(st.one_of(integers(), st.sampled_from(INT_EDGES)))
 def test_integers_equal_reference(value):
-    data = P.encode(value)
+    data = _codec.encode(value)
     assert data == refcodec.encode(value)
-    assert same_term(P.decode(data), value)
+    assert same_term(_codec.decode(data), value)
 
 
 @FAST
@@ -140,8 +133,8 @@ def test_atoms_and_binaries_equal_reference(atom, binary):
     term = (atom, binary, [atom], (binary,))
     if len(str(atom).encode("utf-8")) > 0xFFFF:
         return
-    assert P.encode(term) == refcodec.encode(term)
-    assert same_term(P.decode(P.encode(term)), term)
+    assert _codec.encode(term) == refcodec.encode(term)
+    assert same_term(_codec.decode(_codec.encode(term)), term)
 
 
 # ---------------------------------------------------------------- (c): arbitrary bytes
@@ -304,13 +297,13 @@ IPV6_SPECIAL = [
 @pytest.mark.parametrize("text", IPV6_SPECIAL)
 def test_ipv6_text_special_forms(text):
     packed = socket.inet_pton(socket.AF_INET6, text)
-    assert P.ipv6_text(packed) == ntop6(packed)
+    assert _address.ipv6_text(packed) == ntop6(packed)
 
 
 @FAST
 @given(st.binary(min_size=16, max_size=16))
 def test_ipv6_text_arbitrary(packed):
-    assert P.ipv6_text(packed) == ntop6(packed)
+    assert _address.ipv6_text(packed) == ntop6(packed)
 
 
 @FAST
@@ -318,7 +311,7 @@ def test_ipv6_text_arbitrary(packed):
                           st.integers(0, 0xFFFF)), min_size=8, max_size=8))
 def test_ipv6_text_zero_runs(words):
     packed = struct.pack(">8H", *words)
-    assert P.ipv6_text(packed) == ntop6(packed)
+    assert _address.ipv6_text(packed) == ntop6(packed)
 
 
 # ---------------------------------------------------------------- (e): status replies

@@ -20,7 +20,7 @@ from golden.terms import DECODE_ONLY_PREFIX, VECTORS, load
 from refcodec import Atom, same_term
 
 import confd_ha
-from confd_ha import Value, _protocol as P
+from confd_ha import Value, _address, _codec, _notifications, _protocol as P
 from confd_ha.error import Error
 
 GOLDEN = load()
@@ -46,38 +46,38 @@ def test_golden_set_is_complete():
 
 @pytest.mark.parametrize("name", ENCODABLE)
 def test_encode_matches_erlang(name):
-    assert P.encode(VECTORS[name]).hex() == GOLDEN[name].hex()
+    assert _codec.encode(VECTORS[name]).hex() == GOLDEN[name].hex()
 
 
 @pytest.mark.parametrize("name", ENCODABLE)
 def test_encode_frame_matches_erlang(name):
-    assert P.encode_frame(VECTORS[name]).hex() == framed(GOLDEN[name]).hex()
+    assert _codec.encode_frame(VECTORS[name]).hex() == framed(GOLDEN[name]).hex()
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_decode_matches_term(name):
-    assert same_term(P.decode(GOLDEN[name]), VECTORS[name])
+    assert same_term(_codec.decode(GOLDEN[name]), VECTORS[name])
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_validate_accepts_golden(name):
-    assert P.validate(GOLDEN[name]) == 0
+    assert _codec.validate(GOLDEN[name]) == 0
 
 
 @pytest.mark.parametrize("name", sorted(n for n in VECTORS if n.startswith(DECODE_ONLY_PREFIX)))
 def test_decode_only_reencodes_canonically(name):
     # Erlang's STRING / SMALL_ATOM_UTF8 forms decode to terms our encoder writes canonically.
-    term = P.decode(GOLDEN[name])
-    assert P.encode(term) != GOLDEN[name]
-    assert P.encode(term) == refcodec.encode(VECTORS[name])
+    term = _codec.decode(GOLDEN[name])
+    assert _codec.encode(term) != GOLDEN[name]
+    assert _codec.encode(term) == refcodec.encode(VECTORS[name])
 
 
 # ------------------------------------------------------------------ HA orders (client side)
 
 IP = {
-    "10.0.0.1": P.parse_ip("10.0.0.1"),
-    "::1": P.parse_ip("::1"),
-    "2001:db8::1": P.parse_ip("2001:db8::1"),
+    "10.0.0.1": _address.parse_ip("10.0.0.1"),
+    "::1": _address.parse_ip("::1"),
+    "2001:db8::1": _address.parse_ip("2001:db8::1"),
 }
 
 ORDER_CALLS = {
@@ -91,7 +91,7 @@ ORDER_CALLS = {
     "order_besecondary_ipv6_wait1":
         lambda: P.encode_order(P.BESECONDARY, b"n2", b"n1", IP["2001:db8::1"], 1),
     "order_besecondary_straddr_wait1":
-        lambda: P.encode_order(P.BESECONDARY, b"n2", b"n1", (P.AF_STRING, b"primary.example"), 1),
+        lambda: P.encode_order(P.BESECONDARY, b"n2", b"n1", (_address.AF_STRING, b"primary.example"), 1),
     "order_benone": lambda: P.encode_order(P.BENONE),
     "order_getstatus": lambda: P.encode_order(P.GETSTATUS),
     "order_secondary_dead_n2": lambda: P.encode_order(P.SECONDARY_DEAD, b"n2"),
@@ -222,7 +222,7 @@ def test_every_nodeid_vector_has_a_value():
 def test_value_to_term_encodes_to_golden(name):
     golden = GOLDEN[NODEID_PREFIX + name]
     term = NODEID_VALUES[name]().to_term()
-    assert P.encode((1, term)).hex() == golden.hex()
+    assert _codec.encode((1, term)).hex() == golden.hex()
     assert P.encode_order(P.BEPRIMARY, term).hex() == framed(golden).hex()
     # The high-level coercion used by beprimary() & co. gives the same bytes.
     assert P.encode_order(P.BEPRIMARY, confd_ha.node_term(NODEID_VALUES[name]())) == framed(golden)
@@ -233,10 +233,10 @@ def test_value_to_term_encodes_to_golden(name):
 @pytest.mark.parametrize("name", sorted(NODEID_VALUES))
 def test_value_from_golden_term_round_trips(name):
     want = NODEID_VALUES[name]()
-    got = Value.from_term(P.decode(GOLDEN[NODEID_PREFIX + name])[1])
+    got = Value.from_term(_codec.decode(GOLDEN[NODEID_PREFIX + name])[1])
     assert got.confd_type() == want.confd_type()
     assert got == want
-    assert same_term(got.to_term(), P.decode(GOLDEN[NODEID_PREFIX + name])[1])
+    assert same_term(got.to_term(), _codec.decode(GOLDEN[NODEID_PREFIX + name])[1])
 
 
 # ------------------------------------------------------------------ replies
@@ -352,22 +352,22 @@ def test_encode_status_matches_golden(name):
 # ------------------------------------------------------------------ event socket
 
 EVENT_CALLS = {
-    "subscribe_ha_info": lambda: P.encode_subscription(P.NOTIF_HA_INFO),
+    "subscribe_ha_info": lambda: _notifications.encode_subscription(P.NOTIF_HA_INFO),
     "subscribe_ha_info_sync":
-        lambda: P.encode_subscription(P.NOTIF_HA_INFO | P.NOTIF_HA_INFO_SYNC),
-    "event_noprimary_closed": lambda: P.encode_event(1, 26),
-    "event_noprimary_notick": lambda: P.encode_event(1, 31),
-    "event_secondary_died": lambda: P.encode_event(2, (b"n2", P.address_term("10.0.0.2"))),
-    "event_secondary_arrived": lambda: P.encode_event(3, (b"n2", P.address_term("10.0.0.2"))),
+        lambda: _notifications.encode_subscription(P.NOTIF_HA_INFO | P.NOTIF_HA_INFO_SYNC),
+    "event_noprimary_closed": lambda: _notifications.encode_event(1, 26),
+    "event_noprimary_notick": lambda: _notifications.encode_event(1, 31),
+    "event_secondary_died": lambda: _notifications.encode_event(2, (b"n2", _address.address_term("10.0.0.2"))),
+    "event_secondary_arrived": lambda: _notifications.encode_event(3, (b"n2", _address.address_term("10.0.0.2"))),
     "event_secondary_arrived_ipv6":
-        lambda: P.encode_event(3, (b"n2", P.address_term("2001:db8::2"))),
-    "event_secondary_initialized_copy": lambda: P.encode_event(4, 1),
-    "event_secondary_initialized_nocopy": lambda: P.encode_event(4, 0),
-    "event_is_primary": lambda: P.encode_event(5, 0),
-    "event_is_none": lambda: P.encode_event(6, 0),
-    "event_besecondary_result_ok": lambda: P.encode_event(7, 0),
-    "event_besecondary_result_badtoken": lambda: P.encode_event(7, 28),
-    "event_ack_ha_synced": lambda: P.HA_SYNCED_FRAME,
+        lambda: _notifications.encode_event(3, (b"n2", _address.address_term("2001:db8::2"))),
+    "event_secondary_initialized_copy": lambda: _notifications.encode_event(4, 1),
+    "event_secondary_initialized_nocopy": lambda: _notifications.encode_event(4, 0),
+    "event_is_primary": lambda: _notifications.encode_event(5, 0),
+    "event_is_none": lambda: _notifications.encode_event(6, 0),
+    "event_besecondary_result_ok": lambda: _notifications.encode_event(7, 0),
+    "event_besecondary_result_badtoken": lambda: _notifications.encode_event(7, 28),
+    "event_ack_ha_synced": lambda: _notifications.HA_SYNCED_FRAME,
 }
 
 
@@ -392,7 +392,7 @@ def test_event_encoders_match_golden(name):
     ours = EVENT_CALLS[name]()
     if name in LIBCONFD_FRAMES:
         assert ours.hex() == LIBCONFD_FRAMES[name]
-        assert same_term(P.decode(ours[4:]), P.decode(GOLDEN[name]))
+        assert same_term(_codec.decode(ours[4:]), _codec.decode(GOLDEN[name]))
     else:
         assert ours.hex() == framed(GOLDEN[name]).hex()
 
@@ -403,7 +403,7 @@ def test_event_encoders_match_golden(name):
     ("subscribe_ha_info_4tuple", 64),
 ])
 def test_decode_subscription_of_golden(name, mask):
-    assert P.decode_subscription(GOLDEN[name]) == mask
+    assert _notifications.decode_subscription(GOLDEN[name]) == mask
 
 
 # ------------------------------------------------------------------ peer protocol
@@ -414,17 +414,17 @@ PEER = sorted(n for n in GOLDEN if n.startswith("peer_"))
 
 @pytest.mark.parametrize("name", PEER)
 def test_peer_terms_round_trip_golden(name):
-    assert P.encode_frame(VECTORS[name]) == framed(GOLDEN[name])
-    assert same_term(P.decode(GOLDEN[name]), VECTORS[name])
+    assert _codec.encode_frame(VECTORS[name]) == framed(GOLDEN[name])
+    assert same_term(_codec.decode(GOLDEN[name]), VECTORS[name])
 
 
 # Client side of the event socket: the daemon's event frames decoded (W-24, W-31).
 NOTIFICATIONS = {
     "event_noprimary_closed": (1, 26),
     "event_noprimary_notick": (1, 31),
-    "event_secondary_died": (2, (b"n2", P.AF_INET, "10.0.0.2")),
-    "event_secondary_arrived": (3, (b"n2", P.AF_INET, "10.0.0.2")),
-    "event_secondary_arrived_ipv6": (3, (b"n2", P.AF_INET6, "2001:db8::2")),
+    "event_secondary_died": (2, (b"n2", _address.AF_INET, "10.0.0.2")),
+    "event_secondary_arrived": (3, (b"n2", _address.AF_INET, "10.0.0.2")),
+    "event_secondary_arrived_ipv6": (3, (b"n2", _address.AF_INET6, "2001:db8::2")),
     "event_secondary_initialized_copy": (4, 1),
     "event_secondary_initialized_nocopy": (4, 0),
     "event_is_primary": (5, None),
@@ -442,7 +442,7 @@ def test_every_daemon_event_vector_is_decoded():
 @pytest.mark.parametrize("name", sorted(NOTIFICATIONS))
 def test_decode_notification_of_golden(name):
     ha_type, data = NOTIFICATIONS[name]
-    note = P.decode_notification(GOLDEN[name])
+    note = _notifications.decode_notification(GOLDEN[name])
     assert (note.kind, note.ha_type) == (P.NOTIF_HA_INFO, ha_type)
     if isinstance(data, tuple):
         nodeid, af, address = data
@@ -454,7 +454,7 @@ def test_decode_notification_of_golden(name):
 
 
 def test_decode_subscription_reply_of_golden():
-    assert P.decode_subscription_reply(GOLDEN["reply_ok"]) is None
+    assert _notifications.decode_subscription_reply(GOLDEN["reply_ok"]) is None
     with pytest.raises(Error) as info:
-        P.decode_subscription_reply(GOLDEN["reply_error_21"])
+        _notifications.decode_subscription_reply(GOLDEN["reply_error_21"])
     assert info.value.confd_errno == 21

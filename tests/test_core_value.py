@@ -16,7 +16,7 @@ import refcodec
 from refcodec import Atom, same_term
 
 import confd_ha
-from confd_ha import Value, _protocol as P
+from confd_ha import Value, _codec, _protocol as P
 from confd_ha import error
 from confd_ha.error import Error
 
@@ -103,14 +103,14 @@ def test_to_term(t, init, term):
     assert v.confd_type() == t
     assert same_term(v.to_term(), term)
     # The C encoder writes it canonically, as the reference does.
-    assert P.encode(v.to_term()) == refcodec.encode(term)
+    assert _codec.encode(v.to_term()) == refcodec.encode(term)
     assert P.encode_order(P.BEPRIMARY, v.to_term())[4:] == refcodec.encode((1, term))
 
 
 @pytest.mark.parametrize("t, init, term", CASES, ids=CASE_IDS)
 def test_from_term_round_trip(t, init, term):
     v = Value(init, t)
-    back = Value.from_term(P.decode(P.encode(v.to_term())))
+    back = Value.from_term(_codec.decode(_codec.encode(v.to_term())))
     if t == confd_ha.C_STR:  # W-26: a bare binary decodes as C_BUF
         assert back.confd_type() == confd_ha.C_BUF and back.as_bytes() == v.as_bytes()
         return
@@ -164,7 +164,7 @@ def test_integer_range_edges(t):
     lo, hi = INT_RANGES[t]
     for ok in (lo, hi):
         v = Value(ok, t)
-        assert Value.from_term(P.decode(P.encode(v.to_term()))) == v
+        assert Value.from_term(_codec.decode(_codec.encode(v.to_term()))) == v
     for bad in (lo - 1, hi + 1):
         with pytest.raises(ValueError):
             Value(bad, t)
@@ -183,9 +183,9 @@ def test_integer_types_refuse_non_integers(t, init):
 def test_integer_values_round_trip(case):
     t, value = case
     v = Value(value, t)
-    data = P.encode(v.to_term())
+    data = _codec.encode(v.to_term())
     assert data == refcodec.encode(v.to_term())
-    back = Value.from_term(P.decode(data))
+    back = Value.from_term(_codec.decode(data))
     assert back == v and back.as_pyval() == value
 
 

@@ -108,7 +108,7 @@ def test_ctrl_c_stops_everything(leaves_nothing, prefix):
 
 
 class Interfere(io.StringIO):
-    """Narration output that, when step 3 begins, does what §14.3 warns about: a monitoring
+    """Narration output that, when step 3 begins, does what ha-behaviour.md §14.3 warns about: a monitoring
     script opens its own HA control socket to n2 (port read from step 1's narration),
     which closes the demo's socket to n2."""
 

@@ -17,10 +17,10 @@ import os
 import signal
 import socket
 import threading
-import time
 
 import confd_ha as ha
-from confd_ha.emulator.control import ControlClient, ControlError, Unreachable
+from confd_ha.testing.control import ControlClient, ControlError, Unreachable
+from waiting import wait_until
 
 TICK = 0.5
 
@@ -39,10 +39,7 @@ def form(nodes, ids, primary=0):
                 ha.besecondary(s, ids[i], ids[primary], p.ha_address, 1)
     # besecondary returns when the joiner has synced; the primary counts it as arrived (and
     # waits for it on commits, B-30) just after: wait for that.
-    end = time.monotonic() + 10
-    while len(p.control("info")["status"]) != len(nodes) - 1:
-        assert time.monotonic() < end, "secondaries did not arrive"
-        time.sleep(0.01)
+    wait_until(lambda: len(p.control("info")["status"]) == len(nodes) - 1, 10.0, 0.01)
 
 
 def show(node) -> dict:
@@ -50,10 +47,7 @@ def show(node) -> dict:
 
 
 def wait_none(node, timeout=3 * 3 * TICK + 5):
-    end = time.monotonic() + timeout
-    while node.control("info")["state_name"] != "NONE":
-        assert time.monotonic() < end, "secondary did not notice the primary's death"
-        time.sleep(0.02)
+    wait_until(lambda: node.control("info")["state_name"] == "NONE", timeout)
 
 
 def test_acknowledged_commits_survive_primary_kill_and_restart(ha_node_process_factory,

@@ -16,23 +16,16 @@ import time
 import pytest
 
 import confd_ha as ha
-from confd_ha import _handshake, _io, _protocol, error
+from confd_ha import _codec, _handshake, _io, _notifications, _protocol, error
 from confd_ha._terms import Atom
 from emulator_helpers import (
-    A, ARRIVED, DIED, HA_INFO, HA_INFO_SYNC, INITIALIZED, IS_NONE, IS_PRIMARY, NOPRIMARY, RESULT,
-    Cluster, be_primary, be_secondary, last_join_copied, proof, read_until_closed,
-    scripted_hello, scripted_join, wait_until,
+    A, ARRIVED, DIED, HA_INFO, HA_INFO_SYNC, INITIALIZED, IS_NONE, IS_PRIMARY, NOPRIMARY,
+    RESULT, Cluster, be_primary, be_secondary, last_join_copied, primary_with, proof,
+    read_until_closed, scripted_hello, scripted_join,
 )
+from waiting import wait_until
 
-TICK = 0.2
-
-
-@pytest.fixture
-def fast():
-    """A cluster with 0.2 s ticks: a silent peer is dead 2-3 ticks after it stopped."""
-    c = Cluster(tick=TICK)
-    yield c
-    c.close()
+TICK = 0.2          # seconds: the ``fast`` fixture's tick (conftest.py)
 
 
 # ================================================================ relays
@@ -77,9 +70,7 @@ def test_relay_chain_replicates_and_cascades(cluster):
 
 
 def test_commit_refused_on_secondary(cluster):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
+    n1, n2, _, _ = primary_with(cluster, 2)
     with pytest.raises(error.Error) as exc:
         n2.commit([("set", "/x", "1")])
     assert exc.value.confd_errno == error.ERR_BADSTATE
@@ -91,10 +82,7 @@ def test_commit_refused_on_secondary(cluster):
 
 
 def test_every_acknowledged_commit_is_on_the_secondaries(cluster):
-    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
-    be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
-    be_secondary(n3, "n3", n1, "n1")
+    n1, n2, n3, _, _, _ = primary_with(cluster, 3)
     for i in range(30):
         txid = n1.commit([("set", "/seq/%d" % i, "v%d" % i)])
         assert n2.get("/seq/%d" % i) == "v%d" % i and n3.txid == txid
@@ -120,7 +108,7 @@ def test_join_during_commit_stream_gets_everything(cluster):
                 await asyncio.sleep(0.001)
 
     fut = asyncio.run_coroutine_threadsafe(stream(), cluster.lt.loop)
-    time.sleep(0.02)
+    wait_until(lambda: n1.items("/stream"))   # the stream has begun
     be_secondary(n2, "n2", n1, "n1")
     fut.result(10)
     wait_until(lambda: n2.txid == n1.txid)
@@ -163,9 +151,7 @@ def test_restart_keeps_data_copy_only_when_txid_differs(cluster, tmp_path):
 
 
 def test_split_brain_rejoin_overwrites_divergent_data(cluster):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    s1 = be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
+    n1, n2, s1, _ = primary_with(cluster, 2)
     n2.kill()
     n2.restart()
     be_primary(n2, "n2")
@@ -263,7 +249,7 @@ def test_async_join_events_each_wait_for_their_acknowledgement(cluster):
         s2.recv(1)                       # ... and answers only after IS_NONE's
     sync.ack()
     s2.settimeout(2.0)
-    assert _protocol.decode(_io.read_frame(s2)) == "ok"
+    assert _codec.decode(_io.read_frame(s2)) == "ok"
 
 
 # ================================================================ scripted secondaries
@@ -305,15 +291,15 @@ def test_secondary_dead_cuts_off_a_secondary_in_its_initial_sync(cluster):
     done = []
     t = threading.Thread(target=lambda: done.append(p.commit([("set", "/during-sync", "1")])))
     t.start()
-    trans = _protocol.decode(_io.read_frame(sock))
+    trans = _codec.decode(_io.read_frame(sock))
     assert trans[:2] == (Atom("ha_trans"), 1) and trans[3] == b'[["set","/during-sync","1"]]'
     t.join(0.3)
     assert not done
-    sock.sendall(_protocol.encode_frame((Atom("ha_ack"), 1)))
+    sock.sendall(_codec.encode_frame((Atom("ha_ack"), 1)))
     t.join(5)
     assert done and done[0] == p.txid
     ha.secondary_dead(s, "slow")  # cut off; nothing on the primary for the node named
-    assert _protocol.decode(_io.read_frame(sock)) == (Atom("ha_bye"), 0)
+    assert _codec.decode(_io.read_frame(sock)) == (Atom("ha_bye"), 0)
     with pytest.raises(ha.error.EOF):
         _io.read_frame(sock)
     ev.quiet(0.2)
@@ -331,7 +317,7 @@ def test_secondary_dead_leaves_a_node_still_in_its_handshake_alone():
         s = be_primary(p, "p", token="t")
         ev = p.events()
         sk, nonce_s = scripted_hello(p.ip, c.ha_port, b"slow", b"p")
-        tag, _, nonce_p, _ = _protocol.decode(_io.read_frame(sk))
+        tag, _, nonce_p, _ = _codec.decode(_io.read_frame(sk))
         assert tag == "ha_challenge"
         ha.secondary_dead(s, "slow")
         sk.settimeout(0.3)
@@ -339,9 +325,9 @@ def test_secondary_dead_leaves_a_node_still_in_its_handshake_alone():
             sk.recv(1, socket.MSG_PEEK)  # still open, nothing sent
         ev.quiet(0.01)
         sk.settimeout(3)
-        sk.sendall(_protocol.encode_frame((Atom("ha_auth"), proof(
+        sk.sendall(_codec.encode_frame((Atom("ha_auth"), proof(
             b"t", b"confd_ha-peer-v1:secondary", nonce_p, nonce_s), b"", b"", b"initial")))
-        assert _protocol.decode(_io.read_frame(sk))[:2] == (Atom("ha_sync"), Atom("nocopy"))
+        assert _codec.decode(_io.read_frame(sk))[:2] == (Atom("ha_sync"), Atom("nocopy"))
         assert ev.next() == (ARRIVED, (b"slow", A[1]))
         assert p.status() == (ha.STATE_PRIMARY, [(b"slow", A[1])])
         sk.close()
@@ -397,8 +383,8 @@ def test_event_subscriber_that_stops_reading_is_closed(cluster):
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stuck.settimeout(3)
     _handshake.open_connection(stuck, _protocol.CT_EVENT, (p.ip, p.port))
-    stuck.sendall(_protocol.encode_subscription(HA_INFO))
-    assert _protocol.decode(_io.read_frame(stuck)) == "ok"
+    stuck.sendall(_notifications.encode_subscription(HA_INFO))
+    assert _codec.decode(_io.read_frame(stuck)) == "ok"
     reader = p.events()
     wait_until(lambda: p.subscribers == 2)
     big = b"x" * (1 << 20)  # 1 MiB node ids make 1 MiB events: buffers fill after a few
@@ -436,7 +422,7 @@ def test_peer_flooding_a_connection_nobody_consumes_is_closed_by_bytes():
         assert sync.next() == (IS_PRIMARY, 0)  # not acknowledged: the engine waits
         assert ev.next() == (IS_PRIMARY, 0)
         sock, _ = scripted_join(p.ip, c.ha_port, b"t", b"flood", b"p", read_sync=False)
-        junk = _protocol.encode_frame((Atom("ha_junk"), b"x" * 900))
+        junk = _codec.encode_frame((Atom("ha_junk"), b"x" * 900))
         sock.sendall(junk * 40)  # 37 KiB in 40 frames: nothing near the frame-count limit
         assert read_until_closed(sock, 2.0) == []  # never admitted: no ha_sync
         sock.close()

@@ -4,13 +4,14 @@ AF_UNIX socket and the project's ControlClient.
 
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
 
-from confd_ha.emulator.control import ControlClient, ControlServer
+from confd_ha.emulator.control import ControlServer
+from confd_ha.testing.control import ControlClient
 from emulator_helpers import Cluster
+from ipc_helpers import json_exchange
 
 
 @pytest.fixture
@@ -32,22 +33,11 @@ def request_line(path: str, line: bytes, timeout: float = 2.0) -> dict:
     s.settimeout(timeout)
     try:
         s.connect(path)
-        s.sendall(line)
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            assert chunk, "connection closed without a reply"
-            buf += chunk
+        reply = json_exchange(s, line)
         # The same connection keeps working after the bad request.
-        s.sendall(b'{"op":"info","decisions":0,"id":7}\n')
-        rest = b""
-        while not rest.endswith(b"\n"):
-            chunk = s.recv(65536)
-            assert chunk, "connection closed after the bad request"
-            rest += chunk
-        info = json.loads(rest)
+        info = json_exchange(s, b'{"op":"info","decisions":0,"id":7}\n')
         assert info["ok"] is True and info["id"] == 7 and info["result"]["name"] == "n1"
-        return json.loads(buf)
+        return reply
     finally:
         s.close()
 

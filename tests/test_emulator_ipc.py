@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 
 import pytest
 
 import confd_ha as ha
-from confd_ha import _io, _protocol, error
+from confd_ha import _address, _codec, _io, _protocol, error
 from confd_ha._terms import Atom
+from emulator_helpers import wait_ipc_connections
 from ipc_helpers import HELLO_HA, REPLY_OK, ending, raw, raw_control
 
 
@@ -49,7 +49,7 @@ def test_closing_control_socket_keeps_role(cluster):
     c = n1.ctl()
     ha.beprimary(c, "n1")
     c.close()
-    time.sleep(0.05)
+    wait_ipc_connections(n1, 0)   # the node has seen the close
     assert n1.state == ha.STATE_PRIMARY
     assert n1.ha_status()[0] == ha.STATE_PRIMARY
 
@@ -96,12 +96,16 @@ def test_token_frame_longer_than_max_frame_is_dropped_unread(cluster):
     (2, b"n2", (b"n1", (127, 0, 0, 1)), Atom("true")),
 ])
 def test_invalid_order_answered_protousage_and_connection_kept(cluster, term):
-    n1 = cluster.add("n1", 1)
+    refused_and_kept(cluster.add("n1", 1), _codec.encode_frame(term))  # W-21
+
+
+def refused_and_kept(n1, frame: bytes) -> None:
+    """``frame`` on a control socket is answered ERR_PROTOUSAGE and the socket still works."""
     c = n1.ctl()
-    c.sendall(_protocol.encode_frame(term))
+    c.sendall(frame)
     with pytest.raises(error.Error) as exc:
         _protocol.decode_reply(_io.read_frame(c))
-    assert exc.value.confd_errno == error.ERR_PROTOUSAGE  # W-21
+    assert exc.value.confd_errno == error.ERR_PROTOUSAGE
     assert ha.status(c) == (1, [])
     c.close()
 
@@ -112,14 +116,7 @@ def test_invalid_order_answered_protousage_and_connection_kept(cluster, term):
     b"\x83" + b"\x68\x01" * 100000 + b"\x61\x04",             # nested too deep for the core
 ])
 def test_frame_that_is_no_term_gets_protousage_and_connection_kept(cluster, payload):
-    n1 = cluster.add("n1", 1)
-    c = n1.ctl()
-    c.sendall(_protocol.frame(payload))
-    with pytest.raises(error.Error) as exc:
-        _protocol.decode_reply(_io.read_frame(c))
-    assert exc.value.confd_errno == error.ERR_PROTOUSAGE
-    assert ha.status(c) == (1, [])
-    c.close()
+    refused_and_kept(cluster.add("n1", 1), _protocol.frame(payload))
 
 
 def test_term_followed_by_bytes_and_compressed_term_are_taken(cluster):
@@ -127,13 +124,13 @@ def test_term_followed_by_bytes_and_compressed_term_are_taken(cluster):
 
     n1 = cluster.add("n1", 1)
     c = n1.ctl()
-    body = _protocol.encode((4,))
+    body = _codec.encode((4,))
     for payload in (body + b"junk", body + body,
                     b"\x83\x50" + (len(body) - 1).to_bytes(4, "big") + zlib.compress(body[1:]),
                     b"\x83\x68\x01\x62\x00\x00\x00\x04"):
         c.sendall(_protocol.frame(payload))
         assert _protocol.decode_status(_io.read_frame(c)) == (1, [])
-    c.sendall(_protocol.frame(_protocol.encode((1, b"n1")) + b"\x00"))
+    c.sendall(_protocol.frame(_codec.encode((1, b"n1")) + b"\x00"))
     _protocol.decode_reply(_io.read_frame(c))
     assert ha.status(c)[0] == ha.STATE_PRIMARY
     c.close()
@@ -179,7 +176,7 @@ def test_besecondary_waitreply_atoms_are_not_accepted(cluster, wait):
     """Only the integers 0 and 1 are WaitReply values (ConfD fails on the atoms)."""
     n1 = cluster.add("n1", 1)
     c = n1.ctl()
-    c.sendall(_protocol.encode_frame((2, b"n2", (b"n1", (127, 0, 0, 9)), wait)))
+    c.sendall(_codec.encode_frame((2, b"n2", (b"n1", (127, 0, 0, 9)), wait)))
     with pytest.raises(error.Error) as exc:
         _protocol.decode_reply(_io.read_frame(c))
     assert exc.value.confd_errno == error.ERR_PROTOUSAGE
@@ -200,7 +197,7 @@ def test_quirks_malformed_besecondary_drops_to_none_and_closes(cluster, term):
     c = n1.ctl()
     ha.beprimary(c, "n1")
     assert ev.next() == (5, 0)
-    c.sendall(_protocol.encode_frame(term))
+    c.sendall(_codec.encode_frame(term))
     assert ending(c, 3.0) == "closed"
     assert ev.next() == (6, 0)
     assert n1.ha_status() == (ha.STATE_NONE, [])
@@ -211,7 +208,7 @@ def test_quirks_malformed_besecondary_drops_to_none_and_closes(cluster, term):
 def test_besecondary_name_addresses_fail_to_connect(cluster, addr):
     n1 = cluster.add("n1", 1)
     c = n1.ctl()
-    c.sendall(_protocol.encode_frame((2, b"n1", (b"n9", addr), 1)))
+    c.sendall(_codec.encode_frame((2, b"n1", (b"n9", addr), 1)))
     with pytest.raises(error.Error) as exc:
         _protocol.decode_reply(_io.read_frame(c))
     assert exc.value.confd_errno == error.ERR_HA_CONNECT
@@ -237,7 +234,7 @@ def test_flood_of_async_orders_all_reported_and_status_still_answered(cluster):
     ev = n1.events()
     c = n1.ctl()
     order = _protocol.encode_order(_protocol.BESECONDARY, b"n1", b"n2",
-                                   (_protocol.AF_INET, socket.inet_aton("127.0.0.2")), 0)
+                                   (_address.AF_INET, socket.inet_aton("127.0.0.2")), 0)
     c.sendall(order * 2000)  # pipelined: the node reads them with bounded queueing
     assert ha.status(c) == (1, [])  # and only the status reply comes back (W-17)
     for _ in range(2000):
@@ -260,7 +257,7 @@ def test_async_besecondary_with_invalid_fields_writes_nothing_and_reports_21(clu
     n1 = cluster.add("n1", 1)
     ev = n1.events()
     c = n1.ctl()
-    c.sendall(_protocol.encode_frame(term))
+    c.sendall(_codec.encode_frame(term))
     assert ev.next() == (7, error.ERR_PROTOUSAGE)
     assert ha.status(c) == (1, [])  # the first frame on the socket is the status reply
     ev.quiet(0.1)
@@ -276,7 +273,7 @@ def test_besecondary_with_invalid_waitreply_is_protousage(cluster, wait):
     n1 = cluster.add("n1", 1)
     ev = n1.events()
     c = n1.ctl(timeout=1.0)
-    c.sendall(_protocol.encode_frame((2, b"n2", (b"n1", (127, 0, 0, 9)), wait)))
+    c.sendall(_codec.encode_frame((2, b"n2", (b"n1", (127, 0, 0, 9)), wait)))
     with pytest.raises(error.Error) as exc:
         _protocol.decode_reply(_io.read_frame(c))
     assert exc.value.confd_errno == error.ERR_PROTOUSAGE
@@ -291,9 +288,9 @@ def test_invalid_async_besecondary_in_phase_zero_is_still_protousage(cluster):
     n1 = cluster.add("n1", 1, start_phase=0)
     ev = n1.events()
     c = n1.ctl()
-    c.sendall(_protocol.encode_frame((2, b"n2", (b"n1", (1, 2, 3)), 0)) * 3)
+    c.sendall(_codec.encode_frame((2, b"n2", (b"n1", (1, 2, 3)), 0)) * 3)
     c.sendall(_protocol.encode_order(_protocol.BESECONDARY, b"n1", b"n2",
-                                     (_protocol.AF_INET, socket.inet_aton("127.0.0.2")), 0))
+                                     (_address.AF_INET, socket.inet_aton("127.0.0.2")), 0))
     assert ev.expect((7, error.ERR_PROTOUSAGE), (7, error.ERR_PROTOUSAGE),
                      (7, error.ERR_PROTOUSAGE), (7, error.ERR_BADSTATE))
     assert ha.status(c) == (1, [])

@@ -11,10 +11,11 @@ from __future__ import annotations
 import pytest
 
 import confd_ha as ha
-from confd_ha import _io, _protocol, error
+from confd_ha import _codec, _io, _notifications, _protocol, error
 from confd_ha._terms import Atom
 from ipc_helpers import closed_by_peer, ending, event_socket
-from emulator_helpers import HA_INFO, wait_until
+from emulator_helpers import HA_INFO
+from waiting import wait_until
 
 
 # ---------------------------------------------------------------- event socket (§10)
@@ -24,10 +25,10 @@ def test_subscriptions_accepted_and_events(cluster):
     n1 = cluster.add("n1", 1)
     raw4 = event_socket(n1)
     raw4.sendall(_protocol.frame(b"\x00\x00\x00\x40"))  # a frame that is no term: a 32-bit mask
-    assert _protocol.decode(_io.read_frame(raw4)) == "ok"
+    assert _codec.decode(_io.read_frame(raw4)) == "ok"
     bins = event_socket(n1)
-    bins.sendall(_protocol.encode_frame((HA_INFO, b"x", b"y", b"z", b"w")))
-    assert _protocol.decode(_io.read_frame(bins)) == "ok"
+    bins.sendall(_codec.encode_frame((HA_INFO, b"x", b"y", b"z", b"w")))
+    assert _codec.decode(_io.read_frame(bins)) == "ok"
     e5 = n1.events()
     other = n1.events(mask=1 | 8)  # other bits: accepted, nothing delivered (W-30)
     only_sync = n1.events(mask=_protocol.NOTIF_HA_INFO_SYNC)
@@ -53,16 +54,16 @@ def test_subscriptions_accepted_and_events(cluster):
 def test_bad_subscription_data(cluster, term):
     n1 = cluster.add("n1", 1)
     s = event_socket(n1)
-    s.sendall(_protocol.encode_frame(term))
-    assert _protocol.decode(_io.read_frame(s)) == \
+    s.sendall(_codec.encode_frame(term))
+    assert _codec.decode(_io.read_frame(s)) == \
         (Atom("error"), error.ERR_INTERNAL, b"Bad subscription data")
     assert closed_by_peer(s)
     s.close()
 
 
 @pytest.mark.parametrize("payload,quirk_drops_all", [
-    (_protocol.encode((-1, 0, 0, Atom("undefined"), 0)), False),   # closed without a reply
-    (_protocol.encode((Atom("x"), 0, 0, Atom("undefined"), 0)), True),
+    (_codec.encode((-1, 0, 0, Atom("undefined"), 0)), False),   # closed without a reply
+    (_codec.encode((Atom("x"), 0, 0, Atom("undefined"), 0)), True),
     (b"abc", True), (b"", True), (b"\x83", True), (b"\x00" * 5, True), (b"\x00" * 16, True),
 ])
 @pytest.mark.parametrize("quirks", [False, True])
@@ -95,8 +96,8 @@ def test_after_the_subscription(cluster):
     e.ack()
     sync.ack()
     assert ending(e.sock, 0.3) == ending(sync.sock, 0.01) == "open"
-    for frame in (_protocol.encode_frame((1, 2, 3)), _protocol.frame(b"junk"),
-                  _protocol.encode_subscription(HA_INFO), b"\xff\xff\xff\xff"):
+    for frame in (_codec.encode_frame((1, 2, 3)), _protocol.frame(b"junk"),
+                  _notifications.encode_subscription(HA_INFO), b"\xff\xff\xff\xff"):
         x = n1.events()
         _io.send(x.sock, frame)
         assert closed_by_peer(x.sock)

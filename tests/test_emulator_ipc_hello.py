@@ -19,7 +19,8 @@ import confd_ha as ha
 from confd_ha import _io, _protocol, error
 from ipc_helpers import (HELLO_HA, REPLY_OK, closed_by_peer, ending, hello, raw,
                          raw_control)
-from emulator_helpers import EventSock, wait_until
+from emulator_helpers import EventSock, wait_ipc_connections
+from waiting import wait_until
 
 
 # ---------------------------------------------------------------- handshake (§3)
@@ -166,7 +167,7 @@ def test_quirks_serve_hellos_one_at_a_time(cluster):
     n1 = cluster.add("n1", 1, init_timeout=0.6, confd_quirks=True)
     half = raw(n1)
     half.sendall(HELLO_HA[:4])
-    time.sleep(0.1)
+    wait_ipc_connections(n1, 1)
     t0 = time.monotonic()
     b = raw(n1)
     b.sendall(HELLO_HA)
@@ -177,18 +178,25 @@ def test_quirks_serve_hellos_one_at_a_time(cluster):
         s.close()
 
 
-def test_quirks_token_wait_holds_orders(cluster):
-    n1 = cluster.add("n1", 1, token_timeout=0.6, confd_quirks=True)
-    a = raw_control(n1)
-    a.sendall(_protocol.GETSTATUS_FRAME)
-    assert _protocol.decode_status(_io.read_frame(a))[0] == 1
+def status_while_a_token_is_awaited(n1, a):
+    """A second client ``b`` says hello and then sends no token; meanwhile the control socket
+    ``a`` asks for the status. Returns ``b`` and the seconds the status took."""
     b = raw(n1)
     b.sendall(HELLO_HA)
     assert _io.recv_exact(b, 9) == REPLY_OK
     t0 = time.monotonic()
     a.sendall(_protocol.GETSTATUS_FRAME)
     assert _protocol.decode_status(_io.read_frame(a))[0] == 1
-    assert time.monotonic() - t0 > 0.3  # answered once b is dropped for its missing token
+    return b, time.monotonic() - t0
+
+
+def test_quirks_token_wait_holds_orders(cluster):
+    n1 = cluster.add("n1", 1, token_timeout=0.6, confd_quirks=True)
+    a = raw_control(n1)
+    a.sendall(_protocol.GETSTATUS_FRAME)
+    assert _protocol.decode_status(_io.read_frame(a))[0] == 1
+    b, took = status_while_a_token_is_awaited(n1, a)
+    assert took > 0.3  # answered once b is dropped for its missing token
     assert ending(b, 0.2) == "closed"
     for s in (a, b):
         s.close()
@@ -197,13 +205,8 @@ def test_quirks_token_wait_holds_orders(cluster):
 def test_token_wait_holds_nothing_without_quirks(cluster):
     n1 = cluster.add("n1", 1, token_timeout=2.0)
     a = raw_control(n1)
-    b = raw(n1)
-    b.sendall(HELLO_HA)
-    assert _io.recv_exact(b, 9) == REPLY_OK
-    t0 = time.monotonic()
-    a.sendall(_protocol.GETSTATUS_FRAME)
-    assert _protocol.decode_status(_io.read_frame(a))[0] == 1
-    assert time.monotonic() - t0 < 0.5
+    b, took = status_while_a_token_is_awaited(n1, a)
+    assert took < 0.5
     for s in (a, b):
         s.close()
 

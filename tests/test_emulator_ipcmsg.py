@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from confd_ha import _protocol as P
+from confd_ha import _codec, _protocol as P
 from confd_ha._terms import Atom
 from confd_ha.emulator import ipcmsg as M
 
@@ -43,10 +43,10 @@ def test_hello_status(proto, depth, keylen, status):
 
 
 def test_decode_lenient():
-    body = P.encode((4,))
+    body = _codec.encode((4,))
     assert M.decode_lenient(body, 1 << 20) == (4,)
     assert M.decode_lenient(body + b"junk", 1 << 20) == (4,)
-    assert M.decode_lenient(P.encode((3,)) + P.encode((1, b"n1")), 1 << 20) == (3,)
+    assert M.decode_lenient(_codec.encode((3,)) + _codec.encode((1, b"n1")), 1 << 20) == (3,)
     compressed = b"\x83\x50" + (len(body) - 1).to_bytes(4, "big") + zlib.compress(body[1:])
     assert M.decode_lenient(compressed, 1 << 20) == (4,)
     for bad in (b"", b"\x83", b"junk", b"\x83\x68\x01", body[1:],
@@ -96,16 +96,16 @@ def test_besecondary_name_addresses():
 
 
 @pytest.mark.parametrize("payload,kind,mask", [
-    (P.encode((64, 0, 0, U, 0)), M.SUBSCRIBE, 64),
-    (P.encode((0, 0, 0, U, 0)), M.SUBSCRIBE, 0),
-    (P.encode((64, b"x", b"y", b"z", b"w")), M.SUBSCRIBE, 64),
-    (P.encode((64 | (1 << 40), 0, 0, U, 0)), M.SUBSCRIBE, 64 | (1 << 40)),
+    (_codec.encode((64, 0, 0, U, 0)), M.SUBSCRIBE, 64),
+    (_codec.encode((0, 0, 0, U, 0)), M.SUBSCRIBE, 0),
+    (_codec.encode((64, b"x", b"y", b"z", b"w")), M.SUBSCRIBE, 64),
+    (_codec.encode((64 | (1 << 40), 0, 0, U, 0)), M.SUBSCRIBE, 64 | (1 << 40)),
     (b"\x00\x00\x00\x40", M.SUBSCRIBE, 64), (b"junk", M.SUBSCRIBE, 0x6A756E6B),
     (b"\x00\x00\x00\x40" + b"\x00" * 8, M.SUBSCRIBE, 64),
-    (P.encode((64, 0, 0, U)), M.BAD, 0), (P.encode((1, 2)), M.BAD, 0), (P.encode(64), M.BAD, 0),
-    (P.encode((64, 0, 0, U, 0, 0)), M.BAD, 0), (P.encode(Atom("ok")), M.BAD, 0),
-    (P.encode((-1, 0, 0, U, 0)), M.CLOSE, 0),
-    (P.encode((Atom("x"), 0, 0, U, 0)), M.CRASH, 0), (b"abc", M.CRASH, 0), (b"", M.CRASH, 0),
+    (_codec.encode((64, 0, 0, U)), M.BAD, 0), (_codec.encode((1, 2)), M.BAD, 0), (_codec.encode(64), M.BAD, 0),
+    (_codec.encode((64, 0, 0, U, 0, 0)), M.BAD, 0), (_codec.encode(Atom("ok")), M.BAD, 0),
+    (_codec.encode((-1, 0, 0, U, 0)), M.CLOSE, 0),
+    (_codec.encode((Atom("x"), 0, 0, U, 0)), M.CRASH, 0), (b"abc", M.CRASH, 0), (b"", M.CRASH, 0),
     (b"\x83", M.CRASH, 0), (b"\x00" * 5, M.CRASH, 0), (b"\x00" * 16, M.CRASH, 0),
 ])
 def test_classify_subscription(payload, kind, mask):
@@ -116,7 +116,7 @@ def test_classify_subscription(payload, kind, mask):
 
 
 def test_bad_subscription_frame_bytes():
-    assert P.decode(M.BAD_SUBSCRIPTION_FRAME[4:]) == (Atom("error"), 18, b"Bad subscription data")
+    assert _codec.decode(M.BAD_SUBSCRIPTION_FRAME[4:]) == (Atom("error"), 18, b"Bad subscription data")
 
 
 def test_random_bytes_never_raise():
@@ -125,8 +125,8 @@ def test_random_bytes_never_raise():
     import random
 
     rng = random.Random(1)
-    seeds = [P.encode((2, b"n2", (b"n1", (127, 0, 0, 1)), 1)), P.encode((64, 0, 0, U, 0)),
-             P.encode((4,)), b"\x83\x50\x00\x00\x00\x05" + zlib.compress(b"\x68\x01\x61\x04")]
+    seeds = [_codec.encode((2, b"n2", (b"n1", (127, 0, 0, 1)), 1)), _codec.encode((64, 0, 0, U, 0)),
+             _codec.encode((4,)), b"\x83\x50\x00\x00\x00\x05" + zlib.compress(b"\x68\x01\x61\x04")]
     for _ in range(3000):
         if rng.random() < 0.5:
             data = bytearray(rng.choice(seeds))

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import confd_ha as ha
-from confd_ha import _io, _protocol, error
+from confd_ha import _address, _codec, _io, _protocol, error
 from confd_ha._terms import Atom
 from emulator_helpers import (
     A, ARRIVED, HA_VSN, INITIALIZED, IS_NONE, NOPRIMARY, PEER_VSN, be_primary,
@@ -108,6 +108,7 @@ def test_join_deadline_after_connect_is_closed(cluster, fake_listener, tick, joi
     connection was made gives up with HA_CLOSED after join_timeout (ConfD: 10 s) or 3 tick
     timeouts, whichever is longer -- not after a number of ticks alone."""
     n1 = cluster.add("n1", 1, tick_timeout=tick, join_timeout=join_timeout)
+    # a primary that accepts the connection and then says nothing, past the deadline
     _serve_once(fake_listener, lambda c: time.sleep(deadline + 1.0))
     t0 = time.monotonic()
     assert join_error(n1, "n1", "127.0.0.9", "fake") == error.ERR_HA_CLOSED
@@ -119,8 +120,8 @@ def test_join_unexpected_reply_is_closed(cluster, fake_listener):
 
     def script(c):
         _io.read_frame(c)
-        c.sendall(_protocol.encode_frame((Atom("ha_welcome"), 1)))
-        time.sleep(1)
+        c.sendall(_codec.encode_frame((Atom("ha_welcome"), 1)))
+        time.sleep(1)     # keep the connection open: the node, not this peer, must close it
     _serve_once(fake_listener, script)
     assert join_error(n1, "n1", "127.0.0.9", "fake") == error.ERR_HA_CLOSED
 
@@ -133,22 +134,22 @@ def test_scripted_primary_sees_no_token_and_torn_transaction_invalidates(cluster
     seen = []
 
     def script(c):
-        hello = _protocol.decode(_io.read_frame(c))
+        hello = _codec.decode(_io.read_frame(c))
         seen.append(hello)
         tag, vsn, ha_vsn, sid, expected, nonce_s = hello
         nonce_p = bytes(range(32))
-        c.sendall(_protocol.encode_frame((Atom("ha_challenge"), b"fake", nonce_p, proof(
+        c.sendall(_codec.encode_frame((Atom("ha_challenge"), b"fake", nonce_p, proof(
             token, b"confd_ha-peer-v1:primary", nonce_s, nonce_p))))
-        auth = _protocol.decode(_io.read_frame(c))
+        auth = _codec.decode(_io.read_frame(c))
         seen.append(auth)
         assert auth[1] == proof(token, b"confd_ha-peer-v1:secondary", nonce_p, nonce_s)
-        c.sendall(_protocol.encode_frame((Atom("ha_sync"), Atom("nocopy"), b"initial")))
-        seen.append(_protocol.decode(_io.read_frame(c)))
-        trans = _protocol.encode_frame((Atom("ha_trans"), 1, b"fake-1-1", b'[["set","/a","1"]]'))
+        c.sendall(_codec.encode_frame((Atom("ha_sync"), Atom("nocopy"), b"initial")))
+        seen.append(_codec.decode(_io.read_frame(c)))
+        trans = _codec.encode_frame((Atom("ha_trans"), 1, b"fake-1-1", b'[["set","/a","1"]]'))
         c.sendall(trans)
-        seen.append(_protocol.decode(_io.read_frame(c)))
-        c.sendall(_protocol.encode_frame((Atom("ha_trans"), 2, b"fake-2-2", b'[["set","/b","2"]]'))[:-3])
-        time.sleep(0.1)
+        seen.append(_codec.decode(_io.read_frame(c)))
+        c.sendall(_codec.encode_frame((Atom("ha_trans"), 2, b"fake-2-2", b'[["set","/b","2"]]'))[:-3])
+        time.sleep(0.1)   # a peer that stalls mid-frame before it dies: not a wait for the node
 
     t = _serve_once(fake_listener, script)
     ev = n1.events()
@@ -163,7 +164,7 @@ def test_scripted_primary_sees_no_token_and_torn_transaction_invalidates(cluster
     assert len(hello[5]) == 32
     assert auth[0] == "ha_auth" and auth[2:] == (b"", b"", b"initial")
     assert synced == (Atom("ha_synced"), 0) and ack == (Atom("ha_ack"), 1)
-    assert all(token not in _protocol.encode(term) for term in seen)
+    assert all(token not in _codec.encode(term) for term in seen)
     assert n1.get("/a") == "1" and n1.get("/b") is None
     assert n1.txid == "invalid"
 
@@ -174,11 +175,11 @@ def test_listener_rejects_bad_version_and_bad_proof_from_scripted_secondary(clus
 
     def joiner(vsn, ha_vsn, proof):
         c = socket.create_connection((p.ip, cluster.ha_port), timeout=3)
-        c.sendall(_protocol.encode_frame((Atom("ha_hello"), vsn, ha_vsn, b"x", b"p", bytes(32))))
-        reply = _protocol.decode(_io.read_frame(c))
+        c.sendall(_codec.encode_frame((Atom("ha_hello"), vsn, ha_vsn, b"x", b"p", bytes(32))))
+        reply = _codec.decode(_io.read_frame(c))
         if reply[0] == "ha_challenge":
-            c.sendall(_protocol.encode_frame((Atom("ha_auth"), proof(reply[2]), b"", b"", b"initial")))
-            reply = _protocol.decode(_io.read_frame(c))
+            c.sendall(_codec.encode_frame((Atom("ha_auth"), proof(reply[2]), b"", b"", b"initial")))
+            reply = _codec.decode(_io.read_frame(c))
         if reply[0] == "ha_reject":
             with pytest.raises(ha.error.EOF):  # and the listener closes
                 _io.read_frame(c)
@@ -200,7 +201,7 @@ def test_junk_on_ha_port_does_not_disturb_the_primary(cluster):
     junk = [socket.create_connection((n1.ip, cluster.ha_port), timeout=3) for _ in range(3)]
     junk[0].sendall(b"\xff\xff\xff\xffgarbage")
     junk[1].sendall(_protocol.frame(b"not a term"))
-    junk[2].sendall(_protocol.encode_frame((Atom("ha_synced"), 1)))  # out of sequence
+    junk[2].sendall(_codec.encode_frame((Atom("ha_synced"), 1)))  # out of sequence
     for j in junk:
         assert j.recv(10) == b""
         j.close()
@@ -264,11 +265,11 @@ def test_string_primary_address_is_resolved(cluster):
     c = n2.ctl()
     # the C API's AF_UNSPEC form (W-22): a host name as a binary
     c.sendall(_protocol.encode_order(_protocol.BESECONDARY, b"n2", b"n1",
-                                     (_protocol.AF_STRING, b"localhost"), 1))
+                                     (_address.AF_STRING, b"localhost"), 1))
     _protocol.decode_reply(_io.read_frame(c))
     assert n2.status() == (ha.STATE_SECONDARY, [(b"n1", A[1])])  # reported as an IP tuple
     c.sendall(_protocol.encode_order(_protocol.BESECONDARY, b"n2", b"n1",
-                                     (_protocol.AF_STRING, b"no-such-host.invalid"), 1))
+                                     (_address.AF_STRING, b"no-such-host.invalid"), 1))
     with pytest.raises(error.Error) as exc:
         _protocol.decode_reply(_io.read_frame(c))
     assert exc.value.confd_errno == error.ERR_HA_CONNECT

@@ -18,20 +18,11 @@ import confd_ha as ha
 from confd_ha import _protocol, error
 from emulator_helpers import (
     A, ARRIVED, DIED, INITIALIZED, IS_NONE, IS_PRIMARY, NOPRIMARY, Cluster, be_primary,
-    be_secondary, join_error, last_join_copied,
+    be_secondary, join_error, last_join_copied, primary_with, relay_chain,
 )
 
-TICK = 0.2
+TICK = 0.2          # seconds: the ``fast`` fixture's tick (conftest.py)
 JOIN_TIMEOUT = 1.0   # the nodes' join deadline (ConfD: 10 s), so that failed joins are quick
-
-
-@pytest.fixture
-def fast():
-    """A cluster with 0.2 s ticks (a silent peer is dead 2-3 ticks after it stopped) and
-    joins that give up after JOIN_TIMEOUT."""
-    c = Cluster(tick=TICK, join_timeout=JOIN_TIMEOUT)
-    yield c
-    c.close()
 
 
 def dead_after(t0: float) -> None:
@@ -68,9 +59,7 @@ def test_kill_primary_then_failover_without_copy(cluster):
 
 
 def test_kill_secondary_primary_sees_died(cluster):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
+    n1, n2, _, _ = primary_with(cluster, 2)
     e1 = n1.events()
     n2.kill()
     assert e1.next() == (DIED, (b"n2", A[2]))
@@ -78,11 +67,7 @@ def test_kill_secondary_primary_sees_died(cluster):
 
 
 def test_relay_killed_sub_secondaries_drop(cluster):
-    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
-    ha.berelay(s2)
-    be_secondary(n3, "n3", n2, "n2")
+    n1, n2, n3, _ = relay_chain(cluster)
     e1, e3 = n1.events(), n3.events()
     n2.kill()
     # docs/conformance.md "Relays" (fault_kill_relay): the primary reports the relay, then the
@@ -96,10 +81,7 @@ def test_relay_killed_sub_secondaries_drop(cluster):
 
 
 def test_freeze_primary_gives_notick(fast):
-    n1, n2, n3 = fast.add("n1", 1), fast.add("n2", 2), fast.add("n3", 3)
-    be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
-    be_secondary(n3, "n3", n1, "n1")
+    n1, n2, n3, _, _, _ = primary_with(fast, 3)
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
     t0 = time.monotonic()
     n1.freeze()
@@ -118,9 +100,7 @@ def test_freeze_primary_gives_notick(fast):
 
 
 def test_freeze_secondary_primary_declares_it_dead_and_commit_returns(fast):
-    n1, n2 = fast.add("n1", 1), fast.add("n2", 2)
-    be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
+    n1, n2, _, _ = primary_with(fast, 2)
     e1, e2 = n1.events(), n2.events()
     t0 = time.monotonic()
     n2.freeze()
@@ -154,10 +134,7 @@ def test_tick_timeout_zero_detects_nothing(cluster):
 
 
 def test_partition_both_sides_see_notick_then_heal(fast):
-    n1, n2, n3 = fast.add("n1", 1), fast.add("n2", 2), fast.add("n3", 3)
-    be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
-    be_secondary(n3, "n3", n1, "n1")
+    n1, n2, n3, _, _, _ = primary_with(fast, 3)
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
     t0 = time.monotonic()
     n1.partition("127.0.0.2")
@@ -200,11 +177,7 @@ def test_relay_reports_an_unresponsive_sub_secondary_dead_to_the_primary(fast):
     """docs/conformance.md "Relays": a relay emits no SECONDARY_* events itself but reports
     its subtree to the primary, which announces the death; a commit on the primary waits
     for its relay only, not for the node behind it."""
-    n1, n2, n3 = fast.add("n1", 1), fast.add("n2", 2), fast.add("n3", 3)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
-    ha.berelay(s2)
-    be_secondary(n3, "n3", n2, "n2")
+    n1, n2, n3, _ = relay_chain(fast)
     e1, e2 = n1.events(), n2.events()
     t0 = time.monotonic()
     n3.freeze()
@@ -240,7 +213,7 @@ def test_pipelining_ipc_client_does_not_starve_ticks():
             except OSError:
                 pass  # closed at the end of the test, still blocked
         threading.Thread(target=flood, daemon=True).start()
-        time.sleep(1.0)
+        time.sleep(1.0)  # what is tested: 10 ticks of flooding, and no link dies meanwhile
         ev1.quiet(0.01)  # no SECONDARY_DIED
         ev2.quiet(0.01)  # no NOPRIMARY
         assert n2.state == ha.STATE_SECONDARY

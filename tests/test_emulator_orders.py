@@ -15,21 +15,20 @@ import time
 import pytest
 
 import confd_ha as ha
-from confd_ha import _io, _protocol, error
+from confd_ha import _address, _codec, _io, _protocol, error
 from confd_ha.emulator import peer
 from emulator_helpers import (
-    A, HA_INFO, HA_INFO_SYNC, INITIALIZED, IS_NONE, IS_PRIMARY, NOPRIMARY, RESULT, be_primary, be_secondary, names, wait_until,
+    A, HA_INFO, HA_INFO_SYNC, INITIALIZED, IS_NONE, IS_PRIMARY, NOPRIMARY, RESULT, be_primary,
+    be_secondary, names, primary_with,
 )
+from waiting import wait_until
 
 
 # ================================================================ secondary_dead
 
 
 def test_secondary_dead_known(cluster):
-    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
-    s1 = be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
-    be_secondary(n3, "n3", n1, "n1")
+    n1, n2, n3, s1, _, _ = primary_with(cluster, 3)
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
     ha.secondary_dead(s1, "n2")
     # docs/conformance.md "Events" (primary_secondary_dead): nothing on the primary for the
@@ -224,7 +223,7 @@ def test_orders_queued_behind_a_join_run_in_order(cluster, mute_primary):
     s = n1.ctl()
     t0 = time.monotonic()
     s.sendall(_protocol.encode_order(_protocol.BESECONDARY, b"n1", b"mute",
-                                     (_protocol.AF_INET, socket.inet_aton(mute_primary)), 0)
+                                     (_address.AF_INET, socket.inet_aton(mute_primary)), 0)
               + _protocol.GETSTATUS_FRAME + _protocol.BERELAY_FRAME
               + _protocol.encode_order(_protocol.SECONDARY_DEAD, b"x")
               + _protocol.encode_order(_protocol.BEPRIMARY, b"n1"))
@@ -245,7 +244,7 @@ def test_join_survives_control_socket_replacement(cluster, mute_primary):
     ev = n1.events()
     s = n1.ctl()
     s.sendall(_protocol.encode_order(_protocol.BESECONDARY, b"n1", b"mute",
-                                     (_protocol.AF_INET, socket.inet_aton(mute_primary)), 1))
+                                     (_address.AF_INET, socket.inet_aton(mute_primary)), 1))
     wait_until(lambda: n1.joining)
     s_new = n1.ctl()  # B-02: replacing the socket does not cancel the join ...
     assert n1.joining
@@ -285,7 +284,7 @@ def test_every_event_waits_for_its_acknowledgement_and_benone_answers_after_is_n
         s.recv(1)
     sync.ack()
     s.settimeout(2.0)
-    assert _protocol.decode(_io.read_frame(s)) == "ok"  # the reply, then its event
+    assert _codec.decode(_io.read_frame(s)) == "ok"  # the reply, then its event
     assert sync.next() == (IS_PRIMARY, 0)
     assert n1.state == ha.STATE_PRIMARY
     s.sendall(_protocol.BENONE_FRAME)  # waits for IS_PRIMARY's acknowledgement
@@ -297,7 +296,7 @@ def test_every_event_waits_for_its_acknowledgement_and_benone_answers_after_is_n
         s.recv(1)                  # benone: no reply before IS_NONE is acknowledged
     sync.ack()
     s.settimeout(2.0)
-    assert _protocol.decode(_io.read_frame(s)) == "ok"
+    assert _codec.decode(_io.read_frame(s)) == "ok"
     s.close()
 
 

@@ -13,6 +13,17 @@ def ids(roster: Roster) -> list:
     return [e.nodeid for e in roster]
 
 
+def relay_n2(*behind) -> Roster:
+    """A roster where n2 joined directly and then, as a relay, reported each of ``behind``
+    joining behind it, one after the other."""
+    r = Roster()
+    r.add_direct(b"n2", A)
+    for nodeid in behind:
+        r.touch(b"n2")
+        r.add_behind(nodeid, A, b"n2")
+    return r
+
+
 def test_direct_secondaries_newest_first():
     # primary_status_order: n2, n3 join; n2 leaves and joins again.
     r = Roster()
@@ -26,10 +37,7 @@ def test_direct_secondaries_newest_first():
 
 def test_a_relay_moves_to_the_front_when_it_reports():
     # x_relay_order1 / relay_duplicate_id: n2 relay, n3 behind n2, n4 direct, n5 behind n2.
-    r = Roster()
-    r.add_direct(b"n2", A)
-    r.touch(b"n2")
-    r.add_behind(b"n3", A, b"n2")
+    r = relay_n2(b"n3")
     assert ids(r) == [b"n3", b"n2"]
     r.add_direct(b"n4", A)
     assert ids(r) == [b"n4", b"n3", b"n2"]
@@ -53,10 +61,7 @@ def test_refused_request_still_moves_the_relay():
 
 def test_two_levels_of_relays():
     # relay_chain_two_levels: n1 <- n2 (relay) <- n3 (relay) <- n4.
-    r = Roster()
-    r.add_direct(b"n2", A)
-    r.touch(b"n2")
-    r.add_behind(b"n3", A, b"n2")
+    r = relay_n2(b"n3")
     r.touch(b"n2")
     r.add_behind(b"n4", A, b"n3")
     assert ids(r) == [b"n4", b"n2", b"n3"]
@@ -69,12 +74,7 @@ def test_two_levels_of_relays():
 
 def test_losing_a_relay_takes_its_subtree_in_list_order():
     # relay_benone_two_behind: n1's list [n4, n2, n3]; n2 goes: n2, then n4, n3.
-    r = Roster()
-    r.add_direct(b"n2", A)
-    r.touch(b"n2")
-    r.add_behind(b"n3", A, b"n2")
-    r.touch(b"n2")
-    r.add_behind(b"n4", A, b"n2")
+    r = relay_n2(b"n3", b"n4")
     assert ids(r) == [b"n4", b"n2", b"n3"]
     gone = r.remove_tree(b"n2")
     assert [e.nodeid for e in gone] == [b"n2", b"n4", b"n3"]
@@ -83,10 +83,7 @@ def test_losing_a_relay_takes_its_subtree_in_list_order():
 
 def test_cut_keeps_the_order_of_the_rest():
     # relay_secondary_dead_order: [n4, n3, n2]; secondary_dead(n3) -> [n4, n2].
-    r = Roster()
-    r.add_direct(b"n2", A)
-    r.touch(b"n2")
-    r.add_behind(b"n3", A, b"n2")
+    r = relay_n2(b"n3")
     r.add_direct(b"n4", A)
     assert ids(r) == [b"n4", b"n3", b"n2"]
     assert [e.nodeid for e in r.remove_tree(b"n3")] == [b"n3"]

@@ -16,7 +16,7 @@ import confd_ha as ha
 from confd_ha import error
 from emulator_helpers import (
     A, ARRIVED, DIED, INITIALIZED, IS_NONE, IS_PRIMARY, NOPRIMARY, RESULT, be_primary,
-    be_secondary, names,
+    be_secondary, names, primary_with, relay_chain,
 )
 
 
@@ -77,9 +77,7 @@ def test_beprimary_from_secondary(cluster):
 
 
 def test_beprimary_from_secondary_bind_failure_stays_secondary(cluster, occupied):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
+    n1, n2, _, s2 = primary_with(cluster, 2)
     occupied(2)
     e1, e2 = n1.events(), n2.events()
     with pytest.raises(error.Error) as exc:
@@ -91,9 +89,7 @@ def test_beprimary_from_secondary_bind_failure_stays_secondary(cluster, occupied
 
 
 def test_beprimary_on_primary_same_name_is_noop(cluster):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    s1 = be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
+    n1, n2, s1, _ = primary_with(cluster, 2)
     e1, e2 = n1.events(), n2.events()
     ha.beprimary(s1, "n1")
     assert names(ha.status(s1)) == [("n2", "127.0.0.2")]
@@ -126,11 +122,7 @@ def test_beprimary_on_primary_new_name_keeps_the_old_name(cluster):
 
 
 def test_beprimary_on_relay(cluster):
-    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
-    ha.berelay(s2)
-    be_secondary(n3, "n3", n2, "n2")
+    n1, n2, n3, s2 = relay_chain(cluster)
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
     # docs/conformance.md "Relays" (relay_beprimary): the relay drops the nodes behind it;
     # the primary reports both gone, the relay first.
@@ -188,9 +180,7 @@ def test_besecondary_failure_stays_none(cluster, wait):
 
 @pytest.mark.parametrize("wait", [1, 0])
 def test_besecondary_same_parameters_is_noop(cluster, wait):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
+    n1, n2, _, s2 = primary_with(cluster, 2)
     e1, e2 = n1.events(), n2.events()
     ha.besecondary(s2, "n2", "n1", n1.ip, wait)
     if not wait:
@@ -217,9 +207,7 @@ def test_besecondary_secondary_different_parameters(cluster):
 
 
 def test_besecondary_secondary_renamed_same_primary(cluster):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
+    n1, n2, _, s2 = primary_with(cluster, 2)
     e1, e2 = n1.events(), n2.events()
     # a different mynodeid is a different call: seen leaving and arriving
     # (docs/conformance.md "Names", secondary_besecondary_rename)
@@ -247,9 +235,7 @@ def test_besecondary_on_primary(cluster):
 
 
 def test_besecondary_on_primary_join_fails_leaves_none(cluster):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    s1 = be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
+    n1, n2, s1, _ = primary_with(cluster, 2)
     e1, e2 = n1.events(), n2.events()
     with pytest.raises(error.Error) as exc:
         ha.besecondary(s1, "n1", "nobody", "127.0.0.7", 1)
@@ -262,11 +248,7 @@ def test_besecondary_on_primary_join_fails_leaves_none(cluster):
 
 
 def test_besecondary_relay_same_parameters_stops_relaying(cluster):
-    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
-    ha.berelay(s2)
-    be_secondary(n3, "n3", n2, "n2")
+    n1, n2, n3, s2 = relay_chain(cluster)
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
     # docs/conformance.md "Relays" (relay_besecondary_same): a plain secondary again, the
     # node behind it dropped and reported dead by the primary; nothing on the relay.
@@ -317,9 +299,7 @@ def test_benone_on_none_still_reports_is_none(cluster):
 
 
 def test_benone_on_secondary(cluster):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
+    n1, n2, _, s2 = primary_with(cluster, 2)
     e1, e2 = n1.events(), n2.events()
     ha.benone(s2)
     assert e2.next() == (IS_NONE, 0)
@@ -329,10 +309,7 @@ def test_benone_on_secondary(cluster):
 
 
 def test_benone_on_primary(cluster):
-    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
-    s1 = be_primary(n1, "n1")
-    be_secondary(n2, "n2", n1, "n1")
-    be_secondary(n3, "n3", n1, "n1")
+    n1, n2, n3, s1, _, _ = primary_with(cluster, 3)
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
     ha.benone(s1)
     assert e1.next() == (IS_NONE, 0)
@@ -348,11 +325,7 @@ def test_benone_on_primary(cluster):
 
 
 def test_benone_on_relay(cluster):
-    n1, n2, n3 = cluster.add("n1", 1), cluster.add("n2", 2), cluster.add("n3", 3)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
-    ha.berelay(s2)
-    be_secondary(n3, "n3", n2, "n2")
+    n1, n2, n3, s2 = relay_chain(cluster)
     e1, e2, e3 = n1.events(), n2.events(), n3.events()
     ha.benone(s2)
     assert e2.next() == (IS_NONE, 0)
@@ -367,9 +340,7 @@ def test_benone_on_relay(cluster):
 
 
 def test_berelay_on_secondary(cluster):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
+    n1, n2, _, s2 = primary_with(cluster, 2)
     e1, e2 = n1.events(), n2.events()
     ha.berelay(s2)
     e2.quiet()  # no "is relay" event exists
@@ -381,9 +352,7 @@ def test_berelay_on_secondary(cluster):
 
 
 def test_berelay_bind_failure_stays_secondary(cluster, occupied):
-    n1, n2 = cluster.add("n1", 1), cluster.add("n2", 2)
-    be_primary(n1, "n1")
-    s2 = be_secondary(n2, "n2", n1, "n1")
+    n1, n2, _, s2 = primary_with(cluster, 2)
     occupied(2)
     with pytest.raises(error.Error) as exc:
         ha.berelay(s2)

@@ -1,6 +1,6 @@
 """confd_ha.events against a scripted fake daemon (real sockets).
 
-The daemon's bytes are the worked frames of wire-protocol.md §12.3 (hex copied from the spec),
+The daemon's bytes are the worked frames of wire-protocol.md §12.3 (hex copied from the document),
 Erlang's golden vectors, or terms built by the independent reference codec -- never
 confd_ha's own encoder. What the client sends is compared with the §12.3 frames byte for byte.
 """
@@ -18,123 +18,16 @@ import pytest
 import confd_ha
 import refcodec
 from confd_ha import error, events
-from confd_ha.value import C_BUF, C_INT32, C_IPV4, Value
-from fakedaemon import (  # noqa: F401 -- fixtures
-    GOLDEN, SECRET, SPEC, call, clean_client_env, close, daemons, drip, expect, expect_frame,
-    frame, golden_frame, hello_reply, hx, reset, send, sleep, term_frame,
+from confd_ha.value import Value
+from events_helpers import (
+    A, CONNECT_EOF_SCRIPTS, EV, EVENT_CASES, HA_MASK, MALFORMED, N2_V4, SYNC_MASK, ha_event,
+    subscribed,
 )
-
-A = refcodec.Atom
-
-# wire-protocol.md §12.1 / §12.3, as printed there.
-EV = {
-    # The client's bytes are libconfd 8.2.5's (observed by tests/differential): hello bytes
-    # 7-8 are 14 09, and its atoms are SMALL_ATOM_UTF8 (77).
-    "hello": hx("0B 00 52 08 02 05 00 14 09"),
-    "hello_v2": hx("CB 00 52 08 02 05 00 14 09"),   # 11 | 0xC0 (§4.2)
-    "subscribe_ha": hx("00 00 00 16 83 68 05 61 40 61 00 61 00 77 09 75 6E 64 65 66 69 6E"
-                       "65 64 61 00"),
-    "subscribe_ha_sync": hx("00 00 00 19 83 68 05 62 00 10 00 40 61 00 61 00 77 09 75 6E 64"
-                            "65 66 69 6E 65 64 61 00"),
-    "reply_ok": hx("00 00 00 06 83 64 00 02 6F 6B"),
-    "noprimary_closed": hx("00 00 00 0B 83 68 02 61 40 68 02 61 01 61 1A"),
-    "secondary_died": hx("00 00 00 1C 83 68 02 61 40 68 02 61 02 68 02 6D 00 00 00 02 6E 32"
-                         "68 04 61 0A 61 00 61 00 61 02"),
-    "secondary_arrived": hx("00 00 00 1C 83 68 02 61 40 68 02 61 03 68 02 6D 00 00 00 02 6E 32"
-                            "68 04 61 0A 61 00 61 00 61 02"),
-    "initialized_copy": hx("00 00 00 0B 83 68 02 61 40 68 02 61 04 61 01"),
-    "is_primary": hx("00 00 00 0B 83 68 02 61 40 68 02 61 05 61 00"),
-    "is_none": hx("00 00 00 0B 83 68 02 61 40 68 02 61 06 61 00"),
-    "besecondary_result_ok": hx("00 00 00 0B 83 68 02 61 40 68 02 61 07 61 00"),
-    "besecondary_result_badtoken": hx("00 00 00 0B 83 68 02 61 40 68 02 61 07 61 1C"),
-    "ha_synced": hx("00 00 00 0C 83 77 09 68 61 5F 73 79 6E 63 65 64"),
-}
-
-HA_MASK = events.NOTIF_HA_INFO
-SYNC_MASK = events.NOTIF_HA_INFO | events.NOTIF_HA_INFO_SYNC
-AF_INET, AF_INET6, AF_UNSPEC = int(socket.AF_INET), int(socket.AF_INET6), int(socket.AF_UNSPEC)
-
-
-def subscribed(reply: bytes = EV["reply_ok"]) -> list:
-    """The daemon side of notifications_connect: hello, reply, subscription, its reply."""
-    return [expect(9, "hello"), send(SPEC["reply_accepted"]), expect_frame("sub"), send(reply)]
-
-
-def node(nodeid, af, key, text):
-    return {"nodeid": nodeid, "af": af, key: text}
-
-
-def ha(hnot):
-    return {"type": 64, "hnot": hnot}
-
-
-N2_V4 = node(Value("n2", C_BUF), AF_INET, "ip4", "10.0.0.2")
-
-# (daemon frame, expected dict) for every event type and shape.
-EVENT_CASES = {
-    "noprimary_closed": (EV["noprimary_closed"], ha({"type": 1, "noprimary": 26, "nomaster": 26})),
-    "noprimary_notick": (golden_frame("event_noprimary_notick"),
-                         ha({"type": 1, "noprimary": 31, "nomaster": 31})),
-    "secondary_died": (EV["secondary_died"],
-                       ha({"type": 2, "secondary_died": N2_V4, "slave_died": N2_V4})),
-    "secondary_arrived": (EV["secondary_arrived"],
-                          ha({"type": 3, "secondary_arrived": N2_V4, "slave_arrived": N2_V4})),
-    "secondary_arrived_ipv6": (
-        golden_frame("event_secondary_arrived_ipv6"),
-        ha({"type": 3,
-            "secondary_arrived": node(Value("n2", C_BUF), AF_INET6, "ip6", "2001:db8::2"),
-            "slave_arrived": node(Value("n2", C_BUF), AF_INET6, "ip6", "2001:db8::2")})),
-    "secondary_died_ipv6_loopback": (
-        term_frame((64, (2, (b"n3", (0, 0, 0, 0, 0, 0, 0, 1))))),
-        ha({"type": 2, "secondary_died": node(Value("n3", C_BUF), AF_INET6, "ip6", "::1"),
-            "slave_died": node(Value("n3", C_BUF), AF_INET6, "ip6", "::1")})),
-    "secondary_arrived_string_binary": (
-        term_frame((64, (3, (b"n2", b"secondary.example")))),
-        ha({"type": 3,
-            "secondary_arrived": node(Value("n2", C_BUF), AF_UNSPEC, "str", "secondary.example"),
-            "slave_arrived": node(Value("n2", C_BUF), AF_UNSPEC, "str", "secondary.example")})),
-    # STRING (tag 107) address, written by hand: the reference encoder never emits it.
-    "secondary_died_string_tag107": (
-        frame(hx("83 68 02 61 40 68 02 61 02 68 02 6D 00 00 00 02 6E 32 6B 00 03") + b"h.x"),
-        ha({"type": 2, "secondary_died": node(Value("n2", C_BUF), AF_UNSPEC, "str", "h.x"),
-            "slave_died": node(Value("n2", C_BUF), AF_UNSPEC, "str", "h.x")})),
-    "secondary_died_string_list": (
-        term_frame((64, (2, (b"n2", list(b"ext-ipc:9"))))),
-        ha({"type": 2, "secondary_died": node(Value("n2", C_BUF), AF_UNSPEC, "str", "ext-ipc:9"),
-            "slave_died": node(Value("n2", C_BUF), AF_UNSPEC, "str", "ext-ipc:9")})),
-    "secondary_died_int_nodeid": (
-        term_frame((64, (2, (7, (10, 0, 0, 7))))),
-        ha({"type": 2, "secondary_died": node(Value(7, C_INT32), AF_INET, "ip4", "10.0.0.7"),
-            "slave_died": node(Value(7, C_INT32), AF_INET, "ip4", "10.0.0.7")})),
-    "secondary_arrived_ipv4_nodeid": (
-        term_frame((64, (3, ((192, 168, 0, 1), (192, 168, 0, 1))))),
-        ha({"type": 3,
-            "secondary_arrived": node(Value("192.168.0.1", C_IPV4), AF_INET, "ip4", "192.168.0.1"),
-            "slave_arrived": node(Value("192.168.0.1", C_IPV4), AF_INET, "ip4", "192.168.0.1")})),
-    "initialized_copy": (EV["initialized_copy"], ha({"type": 4, "cdb_initialized_by_copy": 1})),
-    "initialized_nocopy": (golden_frame("event_secondary_initialized_nocopy"),
-                           ha({"type": 4, "cdb_initialized_by_copy": 0})),
-    "is_primary": (EV["is_primary"], ha({"type": 5})),
-    "is_none": (EV["is_none"], ha({"type": 6})),
-    "is_primary_1tuple": (term_frame((64, (5,))), ha({"type": 5})),
-    "is_none_1tuple": (term_frame((64, (6,))), ha({"type": 6})),
-    "is_primary_odd_data": (term_frame((64, (5, (A("x"), b"y")))), ha({"type": 5})),
-    "is_none_binary_data": (term_frame((64, (6, b"whatever", 3))), ha({"type": 6})),
-    "besecondary_result_ok": (EV["besecondary_result_ok"],
-                              ha({"type": 7, "besecondary_result": 0, "beslave_result": 0})),
-    "besecondary_result_badtoken": (EV["besecondary_result_badtoken"],
-                                    ha({"type": 7, "besecondary_result": 28,
-                                        "beslave_result": 28})),
-    "besecondary_result_badstate": (term_frame((64, (7, 17))),
-                                    ha({"type": 7, "besecondary_result": 17,
-                                        "beslave_result": 17})),
-    "unknown_ha_type": (term_frame((64, (9, 1))), ha({"type": 9})),
-    "unknown_ha_type_1tuple": (term_frame((64, (0,))), ha({"type": 0})),
-    "unknown_ha_type_big": (term_frame((64, (1 << 40, A("x"), b"y"))), ha({"type": 1 << 40})),
-    "other_kind_heartbeat": (term_frame((8192,)), {"type": 8192}),
-    "other_kind_audit": (term_frame((1, 12, b"admin", 3, b"msg")), {"type": 1}),
-    "other_kind_big": (term_frame((1 << 30, [])), {"type": 1 << 30}),
-}
+from fakedaemon import (  # noqa: F401 -- fixtures
+    GOLDEN, SECRET, SPEC, call, clean_client_env, close, drip, expect, expect_frame,
+    frame, golden_frame, hello_reply, hx, reset, send, sleep, term_frame, use_access_file,
+)
+from net_helpers import dead_port
 
 
 def connect_events(d, mask=HA_MASK, timeout=2.0, **kw):
@@ -218,7 +111,7 @@ def test_connect_unix_path(daemons):
     d = daemons(subscribed() + [send(EV["is_primary"])], family="unix")
     s = d.client_socket()
     events.notifications_connect(s, HA_MASK, path=d.path)
-    assert events.read_notification(s) == ha({"type": 5})
+    assert events.read_notification(s) == ha_event({"type": 5})
     s.close()
     assert d.finish()[0]["sub"] == EV["subscribe_ha"]
 
@@ -227,7 +120,7 @@ def test_connect_ipv6(daemons):
     d = daemons(subscribed() + [send(EV["is_none"])], family="inet6")
     s = d.client_socket()
     events.notifications_connect(s, HA_MASK, "::1", d.port)
-    assert events.read_notification(s) == ha({"type": 6})
+    assert events.read_notification(s) == ha_event({"type": 6})
     s.close()
     d.finish()
 
@@ -239,7 +132,7 @@ def test_connect_already_connected_socket(daemons):
     with pytest.raises(error.Error) as info:
         events.notifications_connect(s, HA_MASK, d.host, d.port)
     assert (info.value.confd_errno, info.value.errno) == (error.ERR_OS, errno.EISCONN)
-    assert events.read_notification(s) == ha({"type": 6})
+    assert events.read_notification(s) == ha_event({"type": 6})
     s.close()
     assert d.finish()[0]["hello"] == EV["hello"]
 
@@ -309,10 +202,7 @@ def test_argument_errors():
 
 
 def test_connection_refused():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = dead_port()
     with socket.socket() as s:
         with pytest.raises(error.Error) as info:
             events.notifications_connect(s, HA_MASK, "127.0.0.1", port)
@@ -326,7 +216,7 @@ def test_connection_refused():
 def test_subscription_reply_any_atom(daemons, reply):
     d = daemons(subscribed(reply) + [send(EV["is_primary"])])
     s = connect_events(d)
-    assert events.read_notification(s) == ha({"type": 5})
+    assert events.read_notification(s) == ha_event({"type": 5})
     s.close()
     d.finish()
 
@@ -366,14 +256,12 @@ def test_subscription_reply_too_large(daemons):
 
 
 def test_access_check_v2(daemons, monkeypatch, tmp_path):
-    secret = tmp_path / "secret"
-    secret.write_bytes(SECRET)
-    monkeypatch.setenv("CONFD_IPC_ACCESS_FILE", str(secret))
+    use_access_file(monkeypatch, tmp_path)
     d = daemons([expect(9, "hello"), send(SPEC["challenge_v2"]), expect(33, "response"),
                  send(SPEC["access_ok"]), send(SPEC["reply_accepted"]), expect_frame("sub"),
                  send(EV["reply_ok"]), send(EV["is_none"])])
     s = connect_events(d)
-    assert events.read_notification(s) == ha({"type": 6})
+    assert events.read_notification(s) == ha_event({"type": 6})
     s.close()
     rec = d.finish()[0]
     assert rec["hello"] == EV["hello_v2"]
@@ -382,9 +270,7 @@ def test_access_check_v2(daemons, monkeypatch, tmp_path):
 
 
 def test_access_check_rejected(daemons, monkeypatch, tmp_path):
-    secret = tmp_path / "secret"
-    secret.write_bytes(b"wrong")
-    monkeypatch.setenv("CONFD_IPC_ACCESS_FILE", str(secret))
+    use_access_file(monkeypatch, tmp_path, b"wrong")
     d = daemons([expect(9, "hello"), send(SPEC["challenge_v2"]), expect(33, "response"),
                  send(hx("01")), close()])
     s = d.client_socket()
@@ -407,7 +293,7 @@ def test_version_renegotiation_moves_connection(daemons):
     events.notifications_connect(s, HA_MASK, d.host, d.port)
     assert s.fileno() == fd
     assert s.gettimeout() == 2.0
-    assert events.read_notification(s) == ha({"type": 5})
+    assert events.read_notification(s) == ha_event({"type": 5})
     assert confd_ha.daemon_info(s).proto_vsn == 77
     s.close()
     first, second = d.finish()
@@ -484,33 +370,6 @@ def test_event_dripped_byte_by_byte(daemons):
     d.finish()
 
 
-MALFORMED = {
-    "bare_atom": term_frame(A("ok")),
-    "empty_tuple": term_frame(()),
-    "binary_kind": term_frame((b"x", 1)),
-    "ha_without_body": term_frame((64,)),
-    "ha_body_not_tuple": term_frame((64, 1)),
-    "ha_body_empty": term_frame((64, ())),
-    "ha_type_not_int": term_frame((64, (A("noprimary"), 26))),
-    "ha_three_elements": term_frame((64, (1, 26), 0)),
-    "noprimary_1tuple": term_frame((64, (1,))),
-    "noprimary_binary": term_frame((64, (1, b"26"))),
-    "initialized_atom": term_frame((64, (4, A("true")))),
-    "result_extra": term_frame((64, (7, 0, 0))),
-    "died_no_tuple": term_frame((64, (2, b"n2"))),
-    "died_bad_address": term_frame((64, (2, (b"n2", (10, 0, 0))))),
-    "died_address_out_of_range": term_frame((64, (2, (b"n2", (10, 0, 0, 256))))),
-    "died_address_atom": term_frame((64, (2, (b"n2", A("localhost"))))),
-    "arrived_bad_nodeid": term_frame((64, (3, ((99, b"x"), (10, 0, 0, 1))))),
-    "arrived_3tuple": term_frame((64, (3, (b"n2", (10, 0, 0, 1), 0)))),
-    "not_etf": frame(b"\x00\x01\x02"),
-    "empty_frame": frame(b""),
-    "truncated_term": frame(hx("83 68 02 61 40 68 02 61 01")),
-    "trailing_bytes": frame(hx("83 68 02 61 40 68 02 61 05 61 00 00")),
-    "compressed": frame(hx("83 50 00 00 00 05 78 9C CB 60 60 00 00 00 53 00 0C")),
-}
-
-
 @pytest.mark.parametrize("name", sorted(MALFORMED))
 def test_malformed_event_is_refused_and_stream_stays_in_step(daemons, name):
     d = daemons(subscribed() + [send(MALFORMED[name] + EV["is_primary"])])
@@ -518,7 +377,7 @@ def test_malformed_event_is_refused_and_stream_stays_in_step(daemons, name):
     with pytest.raises(error.Error) as info:
         events.read_notification(s)
     assert info.value.confd_errno == error.ERR_PROTOUSAGE
-    assert events.read_notification(s) == ha({"type": 5})
+    assert events.read_notification(s) == ha_event({"type": 5})
     s.close()
     d.finish()
 
@@ -551,7 +410,7 @@ def test_sync_ha_notification_bytes(daemons):
     d = daemons(subscribed() + [send(EV["is_primary"]), expect_frame("ack1"),
                                 send(EV["secondary_arrived"]), expect_frame("ack2")])
     s = connect_events(d, SYNC_MASK)
-    assert events.read_notification(s) == ha({"type": 5})
+    assert events.read_notification(s) == ha_event({"type": 5})
     events.sync_ha_notification(s)
     assert events.read_notification(s)["hnot"]["type"] == events.HA_INFO_SECONDARY_ARRIVED
     events.sync_ha_notification(s)
@@ -595,7 +454,7 @@ def test_read_timeout_then_event(daemons):
     assert exc.confd_errno == error.ERR_OS and exc.errno == errno.ETIMEDOUT
     go.set()
     s.settimeout(2.0)
-    assert events.read_notification(s) == ha({"type": 6})
+    assert events.read_notification(s) == ha_event({"type": 6})
     s.close()
     d.finish()
 
@@ -635,7 +494,7 @@ def test_ctrl_c_interrupts_a_blocked_read(daemons):
         signal.signal(signal.SIGINT, old)
     go.set()
     s.settimeout(2.0)
-    assert events.read_notification(s) == ha({"type": 5})   # nothing was lost
+    assert events.read_notification(s) == ha_event({"type": 5})   # nothing was lost
     s.close()
     d.finish()
 
@@ -650,29 +509,13 @@ def test_signal_handler_runs_and_read_resumes(daemons):
                             (threading.main_thread().ident, signal.SIGUSR1))
     try:
         timer.start()
-        assert events.read_notification(s) == ha({"type": 6})
+        assert events.read_notification(s) == ha_event({"type": 6})
     finally:
         timer.cancel()
         signal.signal(signal.SIGUSR1, old)
     assert seen == [1]
     s.close()
     d.finish()
-
-
-ACCEPT = SPEC["reply_accepted"]
-CONNECT_EOF_SCRIPTS = {
-    "before_hello_reply": [expect(9, "hello"), close()],
-    "reset_before_hello_reply": [expect(9, "hello"), reset()],
-    "inside_hello_reply": [expect(9, "hello"), send(ACCEPT[:4]), close()],
-    "after_hello_reply": [expect(9, "hello"), send(ACCEPT), close()],
-    "before_subscription_reply": [expect(9, "hello"), send(ACCEPT), expect_frame("sub"), close()],
-    "reset_before_subscription_reply": [expect(9, "hello"), send(ACCEPT), expect_frame("sub"),
-                                        reset()],
-    "inside_reply_header": [expect(9, "hello"), send(ACCEPT), expect_frame("sub"),
-                            send(EV["reply_ok"][:2]), close()],
-    "inside_reply_payload": [expect(9, "hello"), send(ACCEPT), expect_frame("sub"),
-                             send(EV["reply_ok"][:7]), close()],
-}
 
 
 @pytest.mark.parametrize("name", sorted(CONNECT_EOF_SCRIPTS))
@@ -717,7 +560,7 @@ def test_eof_while_reading(daemons, name):
     d = daemons(subscribed() + READ_EOF_STEPS[name])
     s = connect_events(d)
     if name == "after_an_event":
-        assert events.read_notification(s) == ha({"type": 5})
+        assert events.read_notification(s) == ha_event({"type": 5})
     with pytest.raises(error.EOF):
         events.read_notification(s)
     s.close()

@@ -1,7 +1,7 @@
 """confd_ha.events end to end: the real client against emulated nodes (real sockets).
 
 Every one of the seven HA event types is produced by a real scenario on an emulated cluster
-(confd_ha.emulator.runner.Cluster: nodes on 127.0.0.x, one shared HA port, short ticks) and
+(confd_ha.testing.cluster.Cluster: nodes on 127.0.0.x, one shared HA port, short ticks) and
 read through ``events.read_notification``. Which events a scenario gives, and in which order,
 is what ConfD 8.2.5 was observed to do (docs/conformance.md, "Events" and "One order at a
 time").
@@ -17,33 +17,14 @@ import pytest
 
 import confd_ha as ha
 from confd_ha import error, events
-from confd_ha.emulator.runner import Cluster, EmulatorThread, free_port
-from confd_ha.value import C_BUF, Value
+from confd_ha.testing.cluster import Cluster
+from confd_ha.testing.loop import EmulatorThread
+from confd_ha.testing.ports import free_port
+from events_helpers import (
+    HA_MASK, IS_NONE, IS_PRIMARY, SYNC_MASK, TICK, arrived, died, initialized, noprimary, result,
+)
 
-TICK = 0.1          # seconds; a dead peer is noticed after 3 ticks
 WAIT = 5.0          # bound on every blocking read
-HA_MASK = events.NOTIF_HA_INFO
-SYNC_MASK = events.NOTIF_HA_INFO | events.NOTIF_HA_INFO_SYNC
-AF_INET = int(socket.AF_INET)
-
-
-@pytest.fixture
-def cluster():
-    """Factory for clusters of emulated nodes; every socket made through it is closed."""
-    made: list = []
-    sockets: list = []
-
-    def make(n: int = 2, **config) -> Cluster:
-        c = Cluster(n, tick_timeout=config.pop("tick_timeout", TICK), **config)
-        made.append(c)
-        c.sockets = sockets
-        return c
-
-    yield make
-    for s in sockets:
-        s.close()
-    for c in made:
-        c.stop()
 
 
 def sub(c: Cluster, i: int, mask: int = HA_MASK) -> socket.socket:
@@ -79,38 +60,6 @@ def quiet(s: socket.socket, wait: float = 0.3) -> None:
         s.settimeout(old)
 
 
-def node_dict(nodeid: str, address: str) -> dict:
-    return {"nodeid": Value(nodeid, C_BUF), "af": AF_INET, "ip4": address}
-
-
-IS_PRIMARY = {"type": events.HA_INFO_IS_PRIMARY}
-IS_NONE = {"type": events.HA_INFO_IS_NONE}
-
-
-def initialized(copy: int) -> dict:
-    return {"type": events.HA_INFO_SECONDARY_INITIALIZED, "cdb_initialized_by_copy": copy}
-
-
-def result(code: int) -> dict:
-    return {"type": events.HA_INFO_BESECONDARY_RESULT, "besecondary_result": code,
-            "beslave_result": code}
-
-
-def noprimary(code: int) -> dict:
-    return {"type": events.HA_INFO_NOPRIMARY, "noprimary": code, "nomaster": code}
-
-
-def arrived(nodeid: str, address: str) -> dict:
-    nd = node_dict(nodeid, address)
-    return {"type": events.HA_INFO_SECONDARY_ARRIVED, "secondary_arrived": nd,
-            "slave_arrived": dict(nd)}
-
-
-def died(nodeid: str, address: str) -> dict:
-    nd = node_dict(nodeid, address)
-    return {"type": events.HA_INFO_SECONDARY_DIED, "secondary_died": nd, "slave_died": dict(nd)}
-
-
 def make_primary(c: Cluster, i: int = 0, nodeid: str = "n1") -> socket.socket:
     s = ctl(c, i)
     ha.beprimary(s, nodeid)
@@ -127,19 +76,19 @@ def join(c: Cluster, i: int, wait: int, nodeid: str = None, primary: str = "n1",
 # ---------------------------------------------------------------- the seven event types
 
 
-def test_is_primary(cluster):
-    c = cluster(1)
+def test_is_primary(clusters):
+    c = clusters(1)
     e = sub(c, 0)
     make_primary(c)
     assert read(e) == {"type": 64, "hnot": IS_PRIMARY}
     quiet(e)
 
 
-def test_synchronous_join(cluster):
+def test_synchronous_join(clusters):
     """waitreply=1: the secondary reports SECONDARY_INITIALIZED with copy=1 -- ConfD's is 1 on
     every join, even between two fresh nodes -- and no BESECONDARY_RESULT; the primary reports
     SECONDARY_ARRIVED with the secondary's node id and source address (none_besecondary_sync)."""
-    c = cluster(2)
+    c = clusters(2)
     e1, e2 = sub(c, 0), sub(c, 1)
     make_primary(c)
     assert hnot(e1) == IS_PRIMARY
@@ -150,8 +99,8 @@ def test_synchronous_join(cluster):
     quiet(e1, 0.05)
 
 
-def test_asynchronous_join_with_copy(cluster):
-    c = cluster(2)
+def test_asynchronous_join_with_copy(clusters):
+    c = clusters(2)
     c[0].set("/sys/host", "a")          # a commit: the secondary's datastore differs
     e1, e2 = sub(c, 0), sub(c, 1)
     make_primary(c)
@@ -168,11 +117,11 @@ def test_asynchronous_join_with_copy(cluster):
 @pytest.mark.parametrize("case,code", [("connect", error.ERR_HA_CONNECT),
                                        ("token", error.ERR_HA_BADTOKEN),
                                        ("name", error.ERR_HA_BADNAME)])
-def test_failed_asynchronous_join(cluster, case, code):
+def test_failed_asynchronous_join(clusters, case, code):
     """A failed waitreply=0 join: BESECONDARY_RESULT carries the error, then IS_NONE; nothing
     is reported on the primary; the synchronous call fails with the same code, and IS_NONE
     (join_nothing_listens, join_wrong_token, join_wrong_primary_name)."""
-    c = cluster(3)
+    c = clusters(3)
     e1, e2 = sub(c, 0), sub(c, 1)
     if case != "connect":
         make_primary(c)
@@ -191,8 +140,8 @@ def test_failed_asynchronous_join(cluster, case, code):
     quiet(e3, 0.05)
 
 
-def test_kill_primary_gives_noprimary_closed(cluster):
-    c = cluster(2)
+def test_kill_primary_gives_noprimary_closed(clusters):
+    c = clusters(2)
     c.form("tok")
     e2 = sub(c, 1)
     c[0].kill()
@@ -202,8 +151,8 @@ def test_kill_primary_gives_noprimary_closed(cluster):
     quiet(e2)
 
 
-def test_freeze_primary_gives_noprimary_notick(cluster):
-    c = cluster(2)
+def test_freeze_primary_gives_noprimary_notick(clusters):
+    c = clusters(2)
     c.form("tok")
     e2 = sub(c, 1)
     t0 = time.monotonic()
@@ -214,8 +163,8 @@ def test_freeze_primary_gives_noprimary_notick(cluster):
     c[0].thaw()
 
 
-def test_kill_secondary_gives_secondary_died(cluster):
-    c = cluster(3)
+def test_kill_secondary_gives_secondary_died(clusters):
+    c = clusters(3)
     c.form("tok")
     e1 = sub(c, 0)
     c[2].kill()
@@ -223,9 +172,9 @@ def test_kill_secondary_gives_secondary_died(cluster):
     assert c[0].state == ha.STATE_PRIMARY
 
 
-def test_secondary_dead_order(cluster):
+def test_secondary_dead_order(clusters):
     """No SECONDARY_DIED on the primary for the node named (primary_secondary_dead)."""
-    c = cluster(2)
+    c = clusters(2)
     c.form("tok")
     e1, e2 = sub(c, 0), sub(c, 1)
     ha.secondary_dead(ctl(c, 0), "n2")
@@ -234,8 +183,8 @@ def test_secondary_dead_order(cluster):
     quiet(e1)
 
 
-def test_benone_on_primary(cluster):
-    c = cluster(2)
+def test_benone_on_primary(clusters):
+    c = clusters(2)
     c.form("tok")
     e1, e2 = sub(c, 0), sub(c, 1)
     ha.benone(ctl(c, 0))
@@ -245,10 +194,10 @@ def test_benone_on_primary(cluster):
     quiet(e1)                            # no SECONDARY_DIED for its secondaries (primary_benone)
 
 
-def test_repointing_secondary_reports_only_the_join(cluster):
+def test_repointing_secondary_reports_only_the_join(clusters):
     """A SECONDARY told to follow another primary reports what the join gives, no IS_NONE for
     the implied step; its old primary sees it go (secondary_besecondary_other_async)."""
-    c = cluster(3)
+    c = clusters(3)
     c.form("tok")
     e1, e3 = sub(c, 0), sub(c, 2)
     make_primary(c, 1, "n2b")           # n2 leaves n1 and becomes a primary itself
@@ -259,10 +208,10 @@ def test_repointing_secondary_reports_only_the_join(cluster):
     quiet(e3)
 
 
-def test_relay_death_cascades(cluster):
+def test_relay_death_cascades(clusters):
     """The primary announces the node behind its relay, and when the relay dies reports the
     relay, then that node; the node loses its primary (relay_chain, fault_kill_relay)."""
-    c = cluster(3)
+    c = clusters(3)
     e1, e2, e3 = sub(c, 0), sub(c, 1), sub(c, 2)
     make_primary(c)
     join(c, 1, 1)
@@ -297,8 +246,8 @@ def _order_in_thread(fn, *args):
     return t, box
 
 
-def test_ha_info_sync_holds_back_processing_until_acknowledged(cluster):
-    c = cluster(1)
+def test_ha_info_sync_holds_back_processing_until_acknowledged(clusters):
+    c = clusters(1)
     syncer, plain = sub(c, 0, SYNC_MASK), sub(c, 0)
     s = make_primary(c)                  # its reply before its event (docs/conformance.md)
     assert hnot(syncer) == IS_PRIMARY
@@ -319,16 +268,16 @@ def test_ha_info_sync_holds_back_processing_until_acknowledged(cluster):
     assert not t.is_alive() and box == {"result": None}
 
 
-def test_ha_info_sync_holds_back_peer_events(cluster):
+def test_ha_info_sync_holds_back_peer_events(clusters):
     """An unacknowledged event on the primary also holds back a secondary's join to it
     (sync_unacknowledged_holds_orders)."""
-    c = cluster(2)
+    c = clusters(2)
     syncer = sub(c, 0, SYNC_MASK)
     make_primary(c)
     assert hnot(syncer) == IS_PRIMARY
     e2 = sub(c, 1)
     join(c, 1, 0)
-    time.sleep(0.3)
+    time.sleep(0.3)     # what is tested: nothing moves within 0.3 s (3 ticks) of waiting
     assert c[0].status()[1] == []        # not admitted while the primary waits ...
     assert c[1].state == ha.STATE_NONE and c[1].joining
     quiet(e2, 0.01)                      # ... and the joining node waits too
@@ -338,8 +287,8 @@ def test_ha_info_sync_holds_back_peer_events(cluster):
     events.sync_ha_notification(syncer)
 
 
-def test_closing_a_sync_subscriber_counts_as_acknowledgement(cluster):
-    c = cluster(1)
+def test_closing_a_sync_subscriber_counts_as_acknowledgement(clusters):
+    c = clusters(1)
     syncer = sub(c, 0, SYNC_MASK)
     s = make_primary(c)
     assert hnot(syncer) == IS_PRIMARY
@@ -351,8 +300,8 @@ def test_closing_a_sync_subscriber_counts_as_acknowledgement(cluster):
     assert not t.is_alive() and box == {"result": None}
 
 
-def test_two_sync_subscribers_both_must_acknowledge(cluster):
-    c = cluster(1)
+def test_two_sync_subscribers_both_must_acknowledge(clusters):
+    c = clusters(1)
     a, b = sub(c, 0, SYNC_MASK), sub(c, 0, SYNC_MASK)
     s = make_primary(c)
     assert hnot(a) == IS_PRIMARY and hnot(b) == IS_PRIMARY
@@ -370,9 +319,9 @@ def test_two_sync_subscribers_both_must_acknowledge(cluster):
     assert box == {"result": None}
 
 
-def test_sync_bit_alone_subscribes_to_nothing(cluster):
+def test_sync_bit_alone_subscribes_to_nothing(clusters):
     """W-30: HA_INFO_SYNC without HA_INFO gets no events and blocks nothing."""
-    c = cluster(1)
+    c = clusters(1)
     only_sync = sub(c, 0, events.NOTIF_HA_INFO_SYNC)
     s = make_primary(c)
     ha.benone(s)
@@ -382,8 +331,8 @@ def test_sync_bit_alone_subscribes_to_nothing(cluster):
 # ---------------------------------------------------------------- several subscribers
 
 
-def test_several_subscribers_see_the_same_events(cluster):
-    c = cluster(2)
+def test_several_subscribers_see_the_same_events(clusters):
+    c = clusters(2)
     subs = [sub(c, 0) for _ in range(4)]
     audit = sub(c, 0, events.NOTIF_AUDIT | events.NOTIF_DAEMON)   # no HA bit: nothing
     make_primary(c)
@@ -395,10 +344,10 @@ def test_several_subscribers_see_the_same_events(cluster):
     quiet(audit, 0.1)
 
 
-def test_subscriber_that_stops_reading(cluster):
+def test_subscriber_that_stops_reading(clusters):
     """A subscriber that never reads neither delays orders nor other subscribers; its events
     wait for it in order."""
-    c = cluster(1)
+    c = clusters(1)
     stalled, reader = sub(c, 0), sub(c, 0)
     s = ctl(c, 0)
     rounds = 150
@@ -431,8 +380,8 @@ def test_subscriber_over_unix_socket(tmp_path):
         assert n.state == ha.STATE_PRIMARY
 
 
-def test_daemon_stop_gives_eof(cluster):
-    c = cluster(1)
+def test_daemon_stop_gives_eof(clusters):
+    c = clusters(1)
     e = sub(c, 0)
     c[0].stop()
     with pytest.raises(error.EOF):

@@ -24,18 +24,18 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-import tracemalloc
 
 import pytest
 
 import confd_ha as ha
 import refcodec
 from confd_ha import _protocol, aio, error, events
+from events_helpers import EV, HA_MASK, subscribed
 from fakedaemon import (  # noqa: F401 -- fixtures
-    SECRET, SPEC, TOKEN, assert_no_secret, clean_client_env, close, daemons, drip, expect,
-    expect_frame, frame, ha_connected, reset, send, sleep, term_frame, token_never_logged,
+    SECRET, SPEC, TOKEN, MALFORMED, assert_no_secret, clean_client_env, close, drip, expect,
+    expect_frame, frame, ha_connected, peak_during, reset, send, sleep, term_frame,
+    token_never_logged, use_access_file,
 )
-from test_events_client import EV, HA_MASK, subscribed
 
 A = refcodec.Atom
 STEP = 5.0          # bound on every awaited asyncio step
@@ -89,20 +89,20 @@ async def a_connect(d, timeout=2.0):
     await c.close()
 
 
-async def a_order(d, timeout=2.0):
+async def _a_control(d, timeout, call):
     c = await aio.connect(TOKEN, d.host, d.port, timeout=timeout)
     try:
-        return await c.beprimary("n1")
+        return await call(c)
     finally:
         await c.close()
+
+
+async def a_order(d, timeout=2.0):
+    return await _a_control(d, timeout, lambda c: c.beprimary("n1"))
 
 
 async def a_status(d, timeout=2.0):
-    c = await aio.connect(TOKEN, d.host, d.port, timeout=timeout)
-    try:
-        return await c.status()
-    finally:
-        await c.close()
+    return await _a_control(d, timeout, lambda c: c.status())
 
 
 async def a_subscribe(d, timeout=2.0):
@@ -182,9 +182,7 @@ def _access_env(monkeypatch, tmp_path, variant):
         monkeypatch.delenv("CONFD_IPC_ACCESS_FILE", raising=False)
         ha.configure(access_version=2)
         return
-    secret = tmp_path / "secret"
-    secret.write_bytes(SECRET)
-    monkeypatch.setenv("CONFD_IPC_ACCESS_FILE", str(secret))
+    use_access_file(monkeypatch, tmp_path)
     ha.configure(access_version=variant)        # restored by clean_client_env
 
 
@@ -245,23 +243,12 @@ def test_whole_replies_are_accepted_by_the_same_scripts(daemons, monkeypatch, tm
 HUGE = [0xFFFFFFFF, 0x80000000, _protocol.MAX_FRAME + 1]
 
 
-def _peak_during(fn):
-    """(result, tracemalloc peak in bytes) of ``fn()``."""
-    tracemalloc.start()
-    try:
-        result = fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return result, peak
-
-
 @pytest.mark.parametrize("announced", HUGE, ids=["4GiB", "2GiB", "limit+1"])
 @pytest.mark.parametrize("client", ["sync", "aio"])
 @pytest.mark.parametrize("action", ["order", "status", "subscribe", "event"])
 def test_huge_frame_announcement_refused_without_allocating(daemons, action, client, announced):
     d = daemons(PREFIX[action] + [send(struct.pack(">I", announced))])
-    got, peak = _peak_during(lambda: outcome_of(client, action, d))
+    got, peak = peak_during(lambda: outcome_of(client, action, d))
     assert isinstance(got, error.Error) and type(got) is error.Error, got
     assert got.confd_errno == error.ERR_PROTOUSAGE
     assert "announced" in got.confd_lasterr
@@ -273,22 +260,10 @@ def test_huge_frame_announcement_refused_without_allocating(daemons, action, cli
 
 # ---------------------------------------------------------------- 3. hostile payloads
 
-NEST_TUPLE = frame(b"\x83" + b"\x68\x01" * 100_000 + b"\x64\x00\x02ok")
-NEST_LIST = frame(b"\x83" + b"\x6C\x00\x00\x00\x01" * 100_000 + b"\x6A" * 100_001)
-NEST_EVENT = frame(b"\x83\x68\x02\x61\x40" + b"\x68\x01" * 100_000 + b"\x61\x05")
 HOSTILE = {
-    "nested_tuple_100000": NEST_TUPLE,
-    "nested_list_100000": NEST_LIST,
-    "nested_in_event_100000": NEST_EVENT,
-    "compressed": frame(bytes.fromhex("83 50 00 00 00 06 78 9c cb 4f 02 00 01 4d 00 db")),
-    "unknown_tag_255": frame(bytes.fromhex("83 FF")),
+    **MALFORMED,
+    "nested_in_event_100000": frame(b"\x83\x68\x02\x61\x40" + b"\x68\x01" * 100_000 + b"\x61\x05"),
     "unknown_tag_inside": frame(bytes.fromhex("83 68 02 61 40 68 02 61 05 FE")),
-    "pid": frame(bytes.fromhex("83 58 64 00 03 61 40 62 00 00 00 01 00 00 00 00 00 00 00 00")),
-    "map": frame(bytes.fromhex("83 74 00 00 00 00")),
-    "trailing_garbage": frame(bytes.fromhex("83 64 00 02 6F 6B 00")),
-    "trailing_term": frame(bytes.fromhex("83 64 00 02 6F 6B 83 64 00 02 6F 6B")),
-    "no_version_byte": frame(bytes.fromhex("64 00 02 6F 6B")),
-    "empty_payload": frame(b""),
     "binary_len_lie": frame(bytes.fromhex("83 6D FF FF FF FF 00")),
     "list_len_lie": frame(bytes.fromhex("83 6C FF FF FF F0 61 01 6A")),
     "integer_not_a_reply": term_frame(42),
@@ -344,7 +319,7 @@ HOSTILE_CASES = list(_hostile_cases())
                          ids=["%s-%s" % (a, n) for a, n, _ in HOSTILE_CASES])
 def test_hostile_payload_is_protousage(daemons, action, name, payload, client):
     d = daemons(PREFIX[action] + [send(payload)])
-    got, peak = _peak_during(lambda: outcome_of(client, action, d))
+    got, peak = peak_during(lambda: outcome_of(client, action, d))
     assert type(got) is error.Error, got
     assert got.confd_errno == error.ERR_PROTOUSAGE
     # A bounded decoder: a few times the frame, never per announced element.
@@ -440,9 +415,7 @@ TIMEOUT = 0.05
 def test_silent_peer_times_out(daemons, monkeypatch, tmp_path, name, client):
     action, steps = SILENT[name]
     if action == "connect_access":
-        secret = tmp_path / "secret"
-        secret.write_bytes(SECRET)
-        monkeypatch.setenv("CONFD_IPC_ACCESS_FILE", str(secret))
+        use_access_file(monkeypatch, tmp_path)
         action = "connect"
     d = daemons(steps + [sleep(2.0)])
     t0 = time.monotonic()
@@ -461,9 +434,7 @@ DELAY = 0.005      # one byte every 5 ms
 def test_drip_fed_session_sync_and_events(daemons, monkeypatch, tmp_path):
     """Access check, handshake, an error reply with a reason, a status reply, then an event
     socket: every byte the daemon sends arrives alone, 5 ms apart; results are exact."""
-    secret = tmp_path / "secret"
-    secret.write_bytes(SECRET)
-    monkeypatch.setenv("CONFD_IPC_ACCESS_FILE", str(secret))
+    use_access_file(monkeypatch, tmp_path)
     d = daemons(
         [expect(9, "hello"), drip(SPEC["challenge_v2"], DELAY), expect(33, "response"),
          drip(SPEC["access_ok"] + SPEC["reply_accepted"], DELAY), expect_frame("token"),

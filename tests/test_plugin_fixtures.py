@@ -1,4 +1,4 @@
-"""The pytest plugin (``confd_ha.pytest_plugin``): its fixtures used directly, and the plugin
+"""The pytest plugin (``confd_ha.testing.pytest_plugin``): its fixtures used directly, and the plugin
 loaded into an inner pytest run (``pytester``), which must leave nothing behind."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import pytest
 
 import confd_ha as ha
 from confd_ha import error
-from confd_ha.emulator.control import ControlError
-from confd_ha.emulator.process import package_env
-from confd_ha import pytest_plugin
+from confd_ha.testing.control import ControlError
+from confd_ha.testing.process import package_env
+from confd_ha.testing import pytest_plugin
+from waiting import wait_until
 
 # The fixtures, whether or not the plugin is installed (an installed plugin provides the same
 # functions; these module-level names then simply take precedence).
@@ -29,13 +30,6 @@ ha_node_process_factory = pytest_plugin.ha_node_process_factory
 ha_node_process = pytest_plugin.ha_node_process
 
 pytest_plugins = ["pytester"]
-
-
-def wait_until(predicate, timeout: float = 5.0):
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "condition not met within %s s" % timeout
-        time.sleep(0.01)
 
 
 def _children() -> set:
@@ -121,7 +115,7 @@ def test_ha_node_process_factory_cluster(ha_node_process_factory):
 
 
 def test_import_is_cheap_and_side_effect_free():
-    code = ("import sys, threading; del sys.path[0]; import confd_ha.pytest_plugin; "
+    code = ("import sys, threading; del sys.path[0]; import confd_ha.testing.pytest_plugin; "
             "assert not [m for m in sys.modules if m.startswith('confd_ha.emulator')], 'emulator'; "
             "assert threading.active_count() == 1, 'threads'")
     subprocess.run([sys.executable, "-c", code], env=package_env(), check=True, timeout=30)
@@ -152,7 +146,7 @@ def test_plugin_in_an_inner_run_leaves_nothing(pytester, request):
     pytester.makepyfile(test_inner=INNER)
     args = ["-q", "-p", "no:cacheprovider"]
     if request.config.pluginmanager.get_plugin("confd_ha") is None:
-        args += ["-p", "confd_ha.pytest_plugin"]  # not installed: load it by module name
+        args += ["-p", "confd_ha.testing.pytest_plugin"]  # not installed: load it by module name
     fds = set(os.listdir("/proc/self/fd"))
     threads = {t.ident for t in threading.enumerate()}
     children = _children()

@@ -14,9 +14,12 @@ import pytest
 import confd_ha as ha
 from confd_ha import error, events
 from confd_ha.cli import main
-from confd_ha.emulator.control import ControlClient, ControlError, Unreachable
-from confd_ha.emulator.process import EmulatorProcess
-from confd_ha.emulator.runner import Cluster, PortReservation
+from confd_ha.testing.control import ControlClient, ControlError, Unreachable
+from confd_ha.testing.process import EmulatorProcess
+from confd_ha.testing.cluster import Cluster
+from confd_ha.testing.ports import PortReservation
+from ipc_helpers import json_exchange
+from waiting import wait_until
 
 
 def cdb(p, *argv, json_out: bool = False):
@@ -55,10 +58,7 @@ def pair():
                 ha.beprimary(s, "n1")
             with client(p2) as s:
                 ha.besecondary(s, "n2", "n1", p1.ipc_address, 1)
-            end = time.monotonic() + 5  # until p1 has processed the arrival (B-24)
-            while not p1.control("info")["status"]:
-                assert time.monotonic() < end
-                time.sleep(0.01)
+            wait_until(lambda: p1.control("info")["status"])  # p1 processed the arrival (B-24)
             yield p1, p2
         finally:
             for p in procs:
@@ -112,11 +112,17 @@ def test_write_on_secondary_refused_with_exit_1(pair):
     assert reply["error"]["confd_name"] == "ERR_BADSTATE" and reply["error"]["exit_code"] == 1
 
 
-def test_kill_makes_secondary_see_noprimary(pair):
-    p1, p2 = pair
+def subscribed(p) -> socket.socket:
+    """An HA_INFO event socket to the node of process ``p``."""
     ev = socket.socket()
     ev.settimeout(5)
-    events.notifications_connect(ev, events.NOTIF_HA_INFO, p2.ipc_address, p2.ipc_port)
+    events.notifications_connect(ev, events.NOTIF_HA_INFO, p.ipc_address, p.ipc_port)
+    return ev
+
+
+def test_kill_makes_secondary_see_noprimary(pair):
+    p1, p2 = pair
+    ev = subscribed(p2)
     with ev:
         assert cdb(p1, "kill")[:2] == (0, "ok\n")
         n = events.read_notification(ev)
@@ -140,9 +146,7 @@ def test_kill_makes_secondary_see_noprimary(pair):
 
 def test_freeze_thaw_gives_notick(pair):
     p1, p2 = pair
-    ev = socket.socket()
-    ev.settimeout(5)
-    events.notifications_connect(ev, events.NOTIF_HA_INFO, p2.ipc_address, p2.ipc_port)
+    ev = subscribed(p2)
     with ev:
         t = time.monotonic()
         assert cdb(p1, "freeze")[0] == 0
@@ -161,10 +165,7 @@ def test_partition_heal_upgrade_phase(pair):
     assert cdb(p1, "partition", "127.0.0.102")[0] == 0
     assert p1.control("info")["partitions"] == ["127.0.0.102"]
     with client(p2) as s:  # p2 hears nothing from p1 any more: HA_NOTICK, NONE
-        end = time.monotonic() + 5
-        while ha.status(s)[0] != ha.STATE_NONE:
-            assert time.monotonic() < end
-            time.sleep(0.05)
+        wait_until(lambda: ha.status(s)[0] == ha.STATE_NONE, interval=0.05)
     assert cdb(p1, "heal")[0] == 0  # all partitions
     assert p1.control("info")["partitions"] == []
     assert cdb(p2, "upgrade", "on")[0] == 0
@@ -221,14 +222,13 @@ def test_control_path_option(tmp_path):
 # ---------------------------------------------------------------- the protocol itself
 
 
-def raw(sock: socket.socket, data: bytes) -> dict:
-    sock.sendall(data)
-    buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = sock.recv(65536)
-        assert chunk, "endpoint closed the connection"
-        buf += chunk
-    return json.loads(buf)
+# Request lines the control protocol refuses as "bad-request", keeping the connection.
+BAD_REQUESTS = [
+    b"not json\n", b"\xff\xfe\n", b"[1, 2]\n", b'{"op": "nope"}\n', b'{"op": 5}\n',
+    b'{"op": "get", "path": 7}\n', b'{"op": "phase", "phase": true}\n',
+    b'{"op": "upgrade", "on": "yes"}\n', b'{"op": "commit", "changes": [["drop", "/a"]]}\n',
+    b'{"op": "commit", "changes": [["set", "/a"]]}\n', b'{"op": "info", "decisions": -1}\n',
+]
 
 
 def test_protocol_rejects_bad_requests_and_keeps_serving():
@@ -239,29 +239,20 @@ def test_protocol_rejects_bad_requests_and_keeps_serving():
         s.connect("\0" + n.control_name[1:])
         with s:
             def err(line: bytes) -> dict:
-                reply = raw(s, line)
+                reply = json_exchange(s, line)
                 assert reply["ok"] is False, reply
                 return reply["error"]
 
-            assert err(b"not json\n")["kind"] == "bad-request"
-            assert err(b"\xff\xfe\n")["kind"] == "bad-request"
-            assert err(b"[1, 2]\n")["kind"] == "bad-request"
-            assert err(b'{"op": "nope"}\n')["kind"] == "bad-request"
-            assert err(b'{"op": 5}\n')["kind"] == "bad-request"
+            for line in BAD_REQUESTS:
+                assert err(line)["kind"] == "bad-request", line
             assert err(b'{"op": "get"}\n')["message"] == "missing argument 'path'"
-            assert err(b'{"op": "get", "path": 7}\n')["kind"] == "bad-request"
-            assert err(b'{"op": "phase", "phase": true}\n')["kind"] == "bad-request"
-            assert err(b'{"op": "upgrade", "on": "yes"}\n')["kind"] == "bad-request"
-            assert err(b'{"op": "commit", "changes": [["drop", "/a"]]}\n')["kind"] == "bad-request"
-            assert err(b'{"op": "commit", "changes": [["set", "/a"]]}\n')["kind"] == "bad-request"
-            assert err(b'{"op": "info", "decisions": -1}\n')["kind"] == "bad-request"
             assert err(b'{"op": "start"}\n')["kind"] == "refused"  # already running
             # Blank lines are ignored; ids are echoed; several requests on one connection.
-            reply = raw(s, b'\n{"op": "commit", "id": 9, "changes": [["set", "/a", "1"], '
+            reply = json_exchange(s, b'\n{"op": "commit", "id": 9, "changes": [["set", "/a", "1"], '
                            b'["set", "/b", "2"], ["delete", "/b"]]}\n')
             assert reply["ok"] and reply["id"] == 9
-            assert raw(s, b'{"op": "show"}\n')["result"]["items"] == [["/a", "1"]]
-            assert raw(s, b'{"op": "info", "decisions": 0}\n')["result"]["decisions"] == []
+            assert json_exchange(s, b'{"op": "show"}\n')["result"]["items"] == [["/a", "1"]]
+            assert json_exchange(s, b'{"op": "info", "decisions": 0}\n')["result"]["decisions"] == []
             # An over-long line gets an error and the connection is closed.
             s.sendall(b'{"op": "get", "path": "/' + b"x" * (1 << 20) + b'"}\n')
             buf = b""

@@ -16,9 +16,9 @@ import pytest
 import confd_ha as ha
 from confd_ha import error
 from confd_ha.cli import build_parser, main
-from confd_ha.emulator.process import (EMULATE_CODE, EmulatorProcess, config_from_args,
-                                       package_env, parse_ready)
-from confd_ha.emulator.runner import PortReservation
+from confd_ha.emulator.config import config_from_args
+from confd_ha.testing.process import EMULATE_CODE, EmulatorProcess, package_env, parse_ready
+from confd_ha.testing.ports import PortReservation
 
 
 def emulate(address: str, *extra, r: PortReservation = None) -> EmulatorProcess:
@@ -203,7 +203,7 @@ def test_repeated_signals_still_exit_0(sig):
                 ha.beprimary(s, "x")
             for _ in range(25):
                 p.send_signal(sig)
-                time.sleep(0.002)
+                time.sleep(0.002)   # what is tested: a signal repeated every 2 ms
             assert p.wait(10) == 0
             assert "Traceback" not in p.stderr_text()
 

@@ -1,5 +1,6 @@
-"""confd_ha.emulator.runner: the loop thread, synchronous node proxies, clusters and port
-reservations -- driven through the real client ``confd_ha`` and checked for leftovers."""
+"""confd_ha.testing (loop, node, cluster, ports): the loop thread, synchronous node proxies,
+clusters and port reservations -- driven through the real client ``confd_ha`` and checked for
+leftovers."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 
 import confd_ha as ha
 from confd_ha import error, events
-from confd_ha.emulator.runner import (Cluster, EmulatorStopped, EmulatorThread,
-                                      PortReservation, loopback_addresses)
+from confd_ha.testing.cluster import Cluster
+from confd_ha.testing.loop import EmulatorStopped, EmulatorThread
+from confd_ha.testing.ports import PortReservation, loopback_addresses
+from waiting import wait_until
 
 
 def _fds():
@@ -164,10 +167,8 @@ def test_cluster_of_three_through_the_real_client(no_leftovers):
                 ha.besecondary(s, "n%d" % (i + 1), "n1", "127.0.0.71", 1)
                 assert ha.status(s) == (ha.STATE_SECONDARY,
                                         [{"nodeid": "n1", "address": "127.0.0.71"}])
-        end = time.monotonic() + 5  # the primary lists them once it processed "synced" (B-24)
-        while len(c[0].status()[1]) < 2:
-            assert time.monotonic() < end
-            time.sleep(0.01)
+        # the primary lists them once it processed "synced" (B-24)
+        wait_until(lambda: len(c[0].status()[1]) >= 2, interval=0.01)
         with c[0].connect_ha("tok") as s:
             state, nodes = ha.status(s)
         assert state == ha.STATE_PRIMARY

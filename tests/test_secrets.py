@@ -24,7 +24,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -32,8 +31,10 @@ import confd_ha as ha
 import refcodec
 from confd_ha import _handshake, error, events
 from confd_ha.emulator import NodeConfig
-from confd_ha.emulator.control import ControlClient
-from confd_ha.emulator.process import EMULATE_CODE, package_env
+from confd_ha.testing.control import ControlClient
+from confd_ha.testing.process import EMULATE_CODE, package_env
+from net_helpers import accept_until, recv_payload
+from waiting import wait_until
 
 TOKEN_MARK = "TokQ-7731-secret"
 TOKEN = "tk-" + TOKEN_MARK
@@ -226,7 +227,7 @@ def test_emulator_defaults_to_loopback(ha_emulator):
     for flavour in ("confd", "nso"):
         cfg = NodeConfig(flavour=flavour)
         assert cfg.ipc_address == "127.0.0.1" and cfg.ha_address == "127.0.0.1"
-    from confd_ha.emulator.process import config_from_args
+    from confd_ha.emulator.config import config_from_args
     from confd_ha.cli import build_parser  # noqa: F401 -- the real emulate parser
 
     args = build_parser().parse_args(["emulate", "--ipc-port", "0"])
@@ -237,8 +238,8 @@ def test_emulator_defaults_to_loopback(ha_emulator):
 def test_emulate_process_listens_on_loopback_only(ha_node_process_factory):
     """`confd-ha emulate` without --ipc-address: its listeners (IPC, and HA once primary)
     are bound to 127.0.0.1, as /proc/net/tcp shows; nothing on 0.0.0.0 or ::."""
-    from confd_ha.emulator.process import EmulatorProcess
-    from confd_ha.emulator.runner import PortReservation
+    from confd_ha.testing.process import EmulatorProcess
+    from confd_ha.testing.ports import PortReservation
 
     with PortReservation(["127.0.0.1"]) as res:
         proc = EmulatorProcess("--ipc-port", "0", "--ha-port", str(res.port)).start()
@@ -394,21 +395,17 @@ class Proxy:
         self.threads[0].start()
 
     def _accept(self):
-        while not self.stop.is_set():
-            try:
-                a, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            b = socket.create_connection(self.target, timeout=5)
-            self.conns += [a, b]
-            up, down = bytearray(), bytearray()
-            self.sessions.append((up, down))
-            for src, dst, rec in ((a, b, up), (b, a, down)):
-                t = threading.Thread(target=self._pump, args=(src, dst, rec), daemon=True)
-                t.start()
-                self.threads.append(t)
+        accept_until(self.sock, self.stop, self._relay)
+
+    def _relay(self, a, _peer):
+        b = socket.create_connection(self.target, timeout=5)
+        self.conns += [a, b]
+        up, down = bytearray(), bytearray()
+        self.sessions.append((up, down))
+        for src, dst, rec in ((a, b, up), (b, a, down)):
+            t = threading.Thread(target=self._pump, args=(src, dst, rec), daemon=True)
+            t.start()
+            self.threads.append(t)
 
     def _pump(self, src, dst, rec):
         src.settimeout(0.05)
@@ -462,27 +459,15 @@ def first(recorded, tag):
 def wait_arrived(p, n, timeout=5.0):
     """Until the primary lists ``n`` secondaries (besecondary returns at the joiner's end of
     the sync; the primary lists it from its admission on, docs/peer-protocol.md)."""
-    end = time.monotonic() + timeout
-    while len(p.status()[1]) != n:
-        assert time.monotonic() < end, p.status()
-        time.sleep(0.01)
+    wait_until(lambda: len(p.status()[1]) == n, timeout, interval=0.01)
 
 
 def recv_frame(s: socket.socket):
-    head = b""
-    while len(head) < 4:
-        chunk = s.recv(4 - len(head))
-        if not chunk:
-            return None
-        head += chunk
-    (n,) = struct.unpack(">I", head)
-    body = b""
-    while len(body) < n:
-        chunk = s.recv(n - len(body))
-        if not chunk:
-            return None
-        body += chunk
-    return refcodec.decode(body)
+    """The term of the next frame on ``s``; None when the peer closes first."""
+    try:
+        return refcodec.decode(recv_payload(s))
+    except EOFError:
+        return None
 
 
 def test_recorded_join_cannot_be_replayed(ha_cluster):
@@ -502,10 +487,7 @@ def test_recorded_join_cannot_be_replayed(ha_cluster):
             p.set("/replay/x", "1")
             # (listed at admission; the commit waits for n2 only once its ha_synced has come
             # through the proxy: docs/peer-protocol.md, step 7)
-            end = time.monotonic() + 5
-            while s.get("/replay/x") != "1":
-                assert time.monotonic() < end, s.items()
-                time.sleep(0.01)
+            wait_until(lambda: s.get("/replay/x") == "1", interval=0.01)
             assert len(proxy.sessions) == 1
             up, down = (frames(bytes(x)) for x in proxy.sessions[0])
             hello_raw, hello = first(up, "ha_hello")

@@ -10,22 +10,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import time
 import tracemalloc
 
 import confd_ha as ha
 from confd_ha import events
+from waiting import wait_until
 
 
 def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-def wait_until(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.002)
 
 
 def traced() -> int:
@@ -88,10 +81,10 @@ def test_join_leave_cycles_leak_nothing(ha_cluster, ha_emulator):
         for i in range(1, 101):
             p.set("/soak/v", str(i))
             ha.besecondary(ctl_s, "n2", "n1", p.ha_address, 1)
-            wait_until(lambda: len(p.status()[1]) == 1)
+            wait_until(lambda: len(p.status()[1]) == 1, timeout=10.0)
             assert sec.get("/soak/v") == str(i)
             ha.benone(ctl_s)
-            wait_until(lambda: not p.status()[1])
+            wait_until(lambda: not p.status()[1], timeout=10.0)
             got = [events.read_notification(ev)["hnot"]["type"] for _ in range(2)]
             assert got == [events.HA_INFO_SECONDARY_ARRIVED, events.HA_INFO_SECONDARY_DIED]
             if i % 25 == 0:

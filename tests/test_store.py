@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from confd_ha.emulator import store as store_mod
+from confd_ha.emulator import journal as journal_mod
 from confd_ha.emulator.store import (
     INITIAL_TXID,
     INVALID_TXID,
@@ -35,7 +35,7 @@ def state(s: Store):
 
 def record_offsets(raw: bytes) -> list[int]:
     """Start offsets of every record in a journal (test-side parser of the documented layout)."""
-    off = len(store_mod._MAGIC)
+    off = len(journal_mod.MAGIC)
     offsets = []
     while off < len(raw):
         offsets.append(off)
@@ -375,8 +375,8 @@ def test_corrupted_middle_record_is_a_clear_error(tmp_path, where):
 def test_valid_checksum_but_bad_record_content_is_corruption(tmp_path):
     Store(tmp_path).close()
     with open(journal(tmp_path), "ab") as f:
-        f.write(store_mod._frame(b'{"t":"commit","txid":"t-1","changes":[["set","nope","v"]]}'))
-        f.write(store_mod._frame(b'{"t":"invalidate"}'))
+        f.write(journal_mod.frame(b'{"t":"commit","txid":"t-1","changes":[["set","nope","v"]]}'))
+        f.write(journal_mod.frame(b'{"t":"invalidate"}'))
     with pytest.raises(JournalCorruptError, match="bad record"):
         Store(tmp_path)
 

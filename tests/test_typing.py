@@ -1,6 +1,6 @@
-"""Type checking: the package passes mypy (strict for the client, pyproject.toml [tool.mypy]),
-and a user's own file checked with ``mypy --strict`` sees the real types of the public API
-through the installed package's annotations (``py.typed``)."""
+"""Type checking: the whole package passes mypy with every --strict flag (pyproject.toml
+[tool.mypy]), and a user's own file checked with ``mypy --strict`` sees the real types of the
+public API through the installed package's annotations (``py.typed``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ pytest.importorskip("mypy", reason="mypy is part of the 'test' extra: pip instal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PUBLIC = ["confd_ha/__init__.py", "confd_ha/error.py", "confd_ha/events.py", "confd_ha/aio.py",
-          "confd_ha/value.py", "confd_ha/ncs.py"]
+          "confd_ha/value.py", "confd_ha/ncs/__init__.py", "confd_ha/ncs/events.py",
+          "confd_ha/ncs/aio.py"]
 
 
 def mypy(args, cwd, env=None):

@@ -20,7 +20,7 @@ import threading
 
 import confd_ha as ha
 import confd_ha._core as core
-from confd_ha import _protocol
+from confd_ha import _codec, _protocol
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,7 +45,7 @@ def fake_daemon(listener: socket.socket, seen: list) -> None:
         size = int.from_bytes(f.read(4), "big")
         seen.append(f.read(size))                       # the token frame
         size = int.from_bytes(f.read(4), "big")
-        seen.append(_protocol.decode(f.read(size)))      # the status request
+        seen.append(_codec.decode(f.read(size)))      # the status request
         conn.sendall(_protocol.encode_status(3, [(b"n2", (10, 0, 0, 2)),
                                                  (b"n3", (0x2001, 0xDB8, 0, 0, 0, 0, 0, 2))]))
 

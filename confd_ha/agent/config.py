@@ -31,12 +31,12 @@ import math
 import os
 import re
 import sys
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .._args import MAX_TOKEN_FILE
+from .._consts import is_int
+from .._settings import FLAVOURS, TOKEN_ENV as TOKEN_ENV
 
-TOKEN_ENV = "CONFD_HA_TOKEN"
-DEFAULT_PORTS = {"confd": 4565, "nso": 4569}
 _CLUSTER_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -75,7 +75,9 @@ class AgentConfig:
     @property
     def port(self) -> int:
         """The IPC port in use (``ipc_port`` or the flavour's default)."""
-        return self.ipc_port if self.ipc_port is not None else DEFAULT_PORTS.get(self.flavour, 4565)
+        if self.ipc_port is not None:
+            return self.ipc_port
+        return FLAVOURS.get(self.flavour, FLAVOURS["confd"]).default_port
 
     @property
     def ha_ip(self) -> str:
@@ -127,7 +129,7 @@ def _problems(c: AgentConfig) -> List[str]:
         p.append("cluster must consist of letters, digits, '.', '_' and '-' only")
     if not isinstance(c.node_id, str) or not c.node_id:
         p.append("node_id must be set")
-    if c.flavour not in DEFAULT_PORTS:
+    if c.flavour not in FLAVOURS:
         p.append("flavour must be 'confd' or 'nso'")
     if not _is_ip(c.ipc_address):
         p.append("ipc_address must be an IP address")
@@ -193,14 +195,18 @@ def _is_number(v: object) -> bool:
 
 
 def _is_int_in(v: object, lo: int, hi: int) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+    return is_int(v) and lo <= v <= hi
 
 
 # ---------------------------------------------------------------- loading
 
 _FIELDS = {f.name: f for f in dataclasses.fields(AgentConfig)}
-_INT_FIELDS = ("ttl", "ipc_port", "api_port")
-_FLOAT_FIELDS = ("loop_wait", "order_timeout", "join_timeout", "etcd_timeout")
+# Fields that CLI overrides may give as text: field -> (conversion, what it must be).
+_TEXT_NUMBERS: Dict[str, Tuple[Callable[[str], Any], str]] = {
+    **dict.fromkeys(("ttl", "ipc_port", "api_port"), (int, "an integer")),
+    **dict.fromkeys(("loop_wait", "order_timeout", "join_timeout", "etcd_timeout"),
+                    (float, "a number of seconds")),
+}
 
 
 def _toml_load(path: str) -> Dict[str, Any]:
@@ -225,17 +231,12 @@ def _toml_load(path: str) -> Dict[str, Any]:
 
 def _coerce(name: str, value: Any, problems: List[str]) -> Any:
     """CLI overrides may come as text: numbers and lists are converted here."""
-    if isinstance(value, str) and name in _INT_FIELDS:
+    if isinstance(value, str) and name in _TEXT_NUMBERS:
+        convert, what = _TEXT_NUMBERS[name]
         try:
-            return int(value)
+            return convert(value)
         except ValueError:
-            problems.append("%s must be an integer, not %r" % (name, value))
-            return None
-    if isinstance(value, str) and name in _FLOAT_FIELDS:
-        try:
-            return float(value)
-        except ValueError:
-            problems.append("%s must be a number of seconds, not %r" % (name, value))
+            problems.append("%s must be %s, not %r" % (name, what, value))
             return None
     if name == "ttl" and isinstance(value, float) and value.is_integer():
         return int(value)

@@ -29,6 +29,7 @@ import time
 from typing import Any, Dict, List, Optional, Union
 
 from .. import STATE_NONE, STATE_PRIMARY, STATE_SECONDARY, STATE_SECONDARY_RELAY, error
+from .._consts import UNKNOWN, state_text
 from . import keys as K
 from .config import AgentConfig
 from .etcd import Compare, Delete, EtcdClient, EtcdError, Put
@@ -40,8 +41,6 @@ from .nodelink import NodeDown, NodeLink, NodeTimeout, event_name
 
 log = logging.getLogger("confd_ha.agent")
 
-STATE_TEXT = {STATE_PRIMARY: "primary", STATE_SECONDARY: "secondary",
-              STATE_SECONDARY_RELAY: "secondary-relay", STATE_NONE: "none"}
 SECONDARY_STATES = (STATE_SECONDARY, STATE_SECONDARY_RELAY)
 CLOSE_WAIT = 2.0   # seconds the background tasks and the etcd client get to close
 
@@ -276,7 +275,7 @@ class Agent:
             self.join_rev = snap.revision
         if leader is not None and leader.node != self.me and self.synced_to == leader.node:
             rec = snap.members.get(leader.node)
-            if (rec is not None and rec.state == "primary"
+            if (rec is not None and rec.state == K.PRIMARY
                     and snap.member_revs.get(leader.node, 0) > self.join_rev):
                 if self.me in rec.connected:
                     self.in_sync_with = leader.node
@@ -292,7 +291,7 @@ class Agent:
                 and any(n["nodeid"] == leader for n in self.node_list[:1]))
 
     def others_primary(self, snap: K.Snapshot) -> List[str]:
-        return [n for n, m in snap.members.items() if n != self.me and m.state == "primary"]
+        return [n for n, m in snap.members.items() if n != self.me and m.state == K.PRIMARY]
 
     async def _act(self, snap: K.Snapshot) -> None:
         leader = snap.leader
@@ -390,7 +389,7 @@ class Agent:
     # ------------------------------------------------------------ publishing
 
     def make_record(self, snap: Optional[K.Snapshot]) -> K.MemberRecord:
-        state = STATE_TEXT.get(self.node_state or 0, "unknown") if self.node_ok else "unknown"
+        state = state_text(self.node_state) if self.node_ok else UNKNOWN
         primary = None
         if self.node_state in SECONDARY_STATES and self.node_list:
             primary = self.node_list[0]["nodeid"]

@@ -41,7 +41,7 @@ async def follow(agent: "Agent", snap: K.Snapshot, leader: K.LeaderRecord) -> No
             agent.in_sync_with = leader.node
         return
     rec = snap.members.get(leader.node)
-    if rec is None or rec.state != "primary":
+    if rec is None or rec.state != K.PRIMARY:
         return   # its node is not primary yet: joining would fail
     if time.monotonic() < agent.join_backoff:
         return
@@ -82,7 +82,7 @@ def may_compete(agent: "Agent", snap: K.Snapshot) -> bool:
     if agent.last_leader is None:   # no leader seen since this agent started
         if agent.node_state == STATE_PRIMARY:
             return True
-        if not any(m.state == "primary" or (m.in_sync_with and m.healthy) for m in others):
+        if not any(m.state == K.PRIMARY or (m.in_sync_with and m.healthy) for m in others):
             return True
     since = agent.leaderless_since or time.monotonic()
     return time.monotonic() >= since + agent.config.ttl

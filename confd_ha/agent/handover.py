@@ -40,7 +40,7 @@ def unfit(agent: "Agent", snap: K.Snapshot, req: K.RequestRecord,
         return "%s has no lease" % req.to
     if req.kind != "switchover":
         return None
-    if target.state not in ("secondary", "secondary-relay") or target.primary != agent.me:
+    if target.state not in K.SECONDARIES or target.primary != agent.me:
         return "%s is not a secondary of %s (state %s)" % (req.to, agent.me, target.state)
     if agent.node_state != STATE_PRIMARY or req.to not in [
             n["nodeid"] for n in agent.node_list]:

@@ -31,8 +31,10 @@ import json
 import logging
 import re
 import time
-from typing import (Any, Awaitable, Callable, Dict, List, Optional, Protocol, Set, Tuple,
-                    Union)
+from typing import (Any, Awaitable, Callable, Dict, List, NamedTuple, Optional, Protocol, Set,
+                    Tuple, Union)
+
+from .._consts import State, state_text
 
 log = logging.getLogger("confd_ha.agent")
 
@@ -56,7 +58,7 @@ LINGER_BYTES = 65536
 """Bytes the server reads and drops, after its answer, while it waits for the client to
 close."""
 
-SECONDARY_STATES = ("secondary", "secondary-relay")
+SECONDARY_STATES = (State.SECONDARY.text, State.SECONDARY_RELAY.text)
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
             408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 503: "Service Unavailable"}
@@ -143,6 +145,16 @@ def parse_head(head: bytes) -> Request:
     return Request(method.decode("ascii"), path, headers)
 
 
+class Limits(NamedTuple):
+    """How long the endpoint waits for a request, an answer's write and etcd, and how many
+    connections it holds at once."""
+
+    read_timeout: float
+    write_timeout: float
+    cluster_timeout: float
+    max_connections: int
+
+
 class HealthServer:
     """The endpoint of one agent on ``host``:``port`` (port 0: any free port).
 
@@ -157,10 +169,7 @@ class HealthServer:
         self.view = view
         self.host = host
         self.port = port
-        self.read_timeout = read_timeout
-        self.write_timeout = write_timeout
-        self.cluster_timeout = cluster_timeout
-        self.max_connections = max_connections
+        self.limits = Limits(read_timeout, write_timeout, cluster_timeout, max_connections)
         self._server: Optional[asyncio.AbstractServer] = None
         self._tasks: Set["asyncio.Task[Any]"] = set()
         self._writers: Set[asyncio.StreamWriter] = set()
@@ -220,7 +229,7 @@ class HealthServer:
             self._tasks.add(task)
         self._writers.add(writer)
         try:
-            if len(self._writers) > self.max_connections:
+            if len(self._writers) > self.limits.max_connections:
                 await self._answer(writer, "GET", 503, {"error": "too many connections"})
                 await self._linger(reader, writer)
                 return
@@ -261,11 +270,11 @@ class HealthServer:
     async def _respond(self, reader: asyncio.StreamReader) -> Tuple[int, Dict[str, Any], str]:
         """``(status, body, method)`` for the request on ``reader``."""
         try:
-            head = await asyncio.wait_for(self._read_head(reader), self.read_timeout)
+            head = await asyncio.wait_for(self._read_head(reader), self.limits.read_timeout)
             request = parse_head(head)
         except asyncio.TimeoutError:
             return 408, {"error": "the request did not arrive within %g s"
-                         % self.read_timeout}, "GET"
+                         % self.limits.read_timeout}, "GET"
         except _Reject as rej:
             return rej.status, {"error": rej.message}, "GET"
         self.served += 1
@@ -315,7 +324,7 @@ class HealthServer:
             lines.append("Allow: GET, HEAD")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
         writer.write(head if method == "HEAD" else head + data)
-        await asyncio.wait_for(writer.drain(), self.write_timeout)
+        await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
 
     # ------------------------------------------------------------ the checks
 
@@ -326,7 +335,7 @@ class HealthServer:
 
     async def _primary(self) -> Tuple[int, Dict[str, Any]]:
         facts = self._facts()
-        ok = facts["is_leader"] and facts["state"] == "primary"
+        ok = facts["is_leader"] and facts["state"] == State.PRIMARY.text
         return (200 if ok else 503), dict(facts, check="primary", ok=ok)
 
     async def _secondary(self) -> Tuple[int, Dict[str, Any]]:
@@ -348,7 +357,7 @@ class HealthServer:
         try:
             result = self.view.cluster_view()
             if inspect.isawaitable(result):
-                result = await asyncio.wait_for(result, self.cluster_timeout)
+                result = await asyncio.wait_for(result, self.limits.cluster_timeout)
         except asyncio.TimeoutError:
             return 503, {"error": "etcd did not answer within %g s"
                          % (time.monotonic() - started)}
@@ -388,9 +397,7 @@ def _finish(writer: asyncio.StreamWriter) -> None:
 
 class AgentHealthView:
     """:class:`HealthView` of a running :class:`confd_ha.agent.core.Agent` (duck-typed here,
-    so that this module needs nothing but the standard library)."""
-
-    _STATES = {1: "none", 2: "secondary", 3: "primary", 4: "secondary-relay"}
+    so that this module needs nothing but the standard library and the state names)."""
 
     def __init__(self, agent: Any) -> None:
         self.agent = agent
@@ -401,7 +408,7 @@ class AgentHealthView:
     def node_state(self) -> Optional[str]:
         if not self.agent.node_ok or self.agent.node_state is None:
             return None
-        return self._STATES.get(self.agent.node_state, "unknown")
+        return state_text(self.agent.node_state)
 
     def leader(self) -> Optional[str]:
         snap = self.agent.snapshot

@@ -21,9 +21,14 @@ import json
 import urllib.parse
 from typing import Any, Dict, List, Optional, Protocol
 
+from .._consts import UNKNOWN, State
+
 ROOT = "/confd-ha/"
 
-STATE_NAMES = ("primary", "secondary", "secondary-relay", "none", "unknown")
+PRIMARY = State.PRIMARY.text
+SECONDARIES = (State.SECONDARY.text, State.SECONDARY_RELAY.text)
+"""The values of :attr:`MemberRecord.state` of a secondary."""
+STATE_NAMES = (PRIMARY, *SECONDARIES, State.NONE.text, UNKNOWN)
 """The values of :attr:`MemberRecord.state`."""
 
 HEALTH_OK = "ok"
@@ -165,9 +170,9 @@ class MemberRecord:
     def from_json(cls, data: bytes) -> "MemberRecord":
         what = "a member record"
         obj = _load(data, what)
-        state = _req(_text(obj, "state", what, default="unknown"))
+        state = _req(_text(obj, "state", what, default=UNKNOWN))
         if state not in STATE_NAMES:
-            state = "unknown"
+            state = UNKNOWN
         connected = obj.get("connected", [])
         if not isinstance(connected, list) or not all(isinstance(c, str) for c in connected):
             raise RecordError("%s: 'connected' must be a list of strings" % what)

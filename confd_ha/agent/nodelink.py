@@ -25,6 +25,7 @@ import logging
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 from .. import aio, error, events
+from .._consts import event_name as _event_name
 from ._timeout import within
 from .config import AgentConfig
 
@@ -36,19 +37,10 @@ _C = TypeVar("_C", "aio.Connection", "aio.EventStream")
 EventCallback = Callable[[Optional[Dict[str, Any]]], None]
 """Called with each HA event dict, and with None when the subscription ends."""
 
-_EVENT_NAMES = {
-    events.HA_INFO_NOPRIMARY: "NOPRIMARY",
-    events.HA_INFO_SECONDARY_DIED: "SECONDARY_DIED",
-    events.HA_INFO_SECONDARY_ARRIVED: "SECONDARY_ARRIVED",
-    events.HA_INFO_SECONDARY_INITIALIZED: "SECONDARY_INITIALIZED",
-    events.HA_INFO_IS_PRIMARY: "IS_PRIMARY",
-    events.HA_INFO_IS_NONE: "IS_NONE",
-    events.HA_INFO_BESECONDARY_RESULT: "BESECONDARY_RESULT",
-}
-
-
 def event_name(hnot_type: int) -> str:
-    return _EVENT_NAMES.get(hnot_type, "HA_INFO_%d" % hnot_type)
+    """The event type's name for the log (``HA_INFO_<n>`` for a type this package does not
+    know)."""
+    return _event_name(hnot_type) or "HA_INFO_%d" % hnot_type
 
 
 class NodeDown(Exception):

@@ -109,7 +109,7 @@ async def switchover(client: EtcdClient, cluster: str, to: str, *,
     leader = snap.leader.node
     if to == leader:
         raise OpsError("%s is already the leader" % to)
-    if (not rec.healthy or rec.state not in ("secondary", "secondary-relay")
+    if (not rec.healthy or rec.state not in K.SECONDARIES
             or rec.primary != leader):
         raise NotInSync("candidate not in sync: %s is %s%s, health: %s; a switchover needs a "
                         "healthy secondary of the leader %s (or use failover)"

@@ -1,10 +1,10 @@
 """Emulated ConfD/NSO HA node: IPC server, HA state machine, inter-node links, datastore, events.
 
 An emulated node speaks the real IPC protocol on its IPC port (HA control sockets, client type
-17, and event-notification sockets, type 11: ``docs`` wire-protocol.md), so the real client --
+17, and event-notification sockets, type 11: ``docs/wire-protocol.md``), so the real client --
 ``confd_ha`` or Cisco's own ``_confd.ha`` -- can drive it. Between themselves emulated nodes use
 the project's own peer protocol (``docs/peer-protocol.md``). Behaviour follows
-ha-behaviour.md (the B-xx decisions).
+``docs/ha-behaviour.md`` (the B-nn rules), as measured on real ConfD 8.2.5.
 
 Async API (everything runs on one asyncio loop; call it from that loop's thread)::
 
@@ -61,9 +61,12 @@ Async API (everything runs on one asyncio loop; call it from that loop's thread)
 Logging goes to ``logging.getLogger("confd_ha.emulator")``; neither the token nor the IPC
 access secret is ever logged.
 
-Modules: ``config`` (NodeConfig), ``ipc`` (IPC listener and connections), ``eventhub`` (event
-subscribers, HA_INFO_SYNC), ``peer`` (inter-node protocol), ``node`` (state machine, engine,
-replication, control interface), ``store`` (datastore and journal).
+Modules: ``config`` (NodeConfig), ``ipc`` and ``ipcmsg`` (IPC listener and connections, what
+their bytes mean), ``eventhub`` (event subscribers, HA_INFO_SYNC), ``engine`` (the node's HA
+work, one item at a time), the node in layers -- ``nodebase`` (shared state), ``tree`` (links to
+the primary and the secondaries, replication), ``orders`` (the HA orders), ``node`` (lifecycle,
+control interface) --, ``roster`` (listing order), ``peer`` and ``link`` (inter-node protocol),
+``store`` (datastore and journal).
 """
 
 from .config import NodeConfig
@@ -75,12 +78,9 @@ from .node import (
     HA_INFO_SECONDARY_ARRIVED,
     HA_INFO_SECONDARY_DIED,
     HA_INFO_SECONDARY_INITIALIZED,
-    STATE_NONE,
-    STATE_PRIMARY,
-    STATE_SECONDARY,
-    STATE_SECONDARY_RELAY,
     Node,
 )
+from .nodebase import STATE_NONE, STATE_PRIMARY, STATE_SECONDARY, STATE_SECONDARY_RELAY
 from .store import Store
 
 __all__ = [

@@ -1,5 +1,5 @@
-"""Configuration of one emulated node (spec B-01, B-31, B-28; the IPC deadlines, version window
-and ``confd_quirks`` as observed on ConfD 8.2.5, docs/conformance-ipc.md).
+"""Configuration of one emulated node (docs/ha-behaviour.md B-01, B-31, B-28; the IPC deadlines,
+version window and ``confd_quirks`` as observed on ConfD 8.2.5, docs/conformance-ipc.md).
 
 A :class:`NodeConfig` is plain data; :class:`confd_ha.emulator.node.Node` reads it at start.
 Fields left at ``None`` take the flavour's defaults when the object is created.
@@ -8,12 +8,14 @@ Fields left at ``None`` take the flavour's defaults when the object is created.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from .. import _protocol
+from .._consts import TICKS_TO_DEATH, is_int
 
 FLAVOURS = {
     # flavour: (IPC port, HA port) -- B-01
@@ -51,10 +53,12 @@ class NodeConfig:
     name: str = "node"
     flavour: str = "confd"
     ipc_address: str = "127.0.0.1"
-    ipc_port: Optional[int] = None
+    # These three are typed as they are once the object exists; None given to the constructor
+    # means "the flavour's default", which __post_init__ puts in its place.
+    ipc_port: int = None  # type: ignore[assignment]
     ipc_path: Optional[str] = None
-    ha_address: Optional[str] = None
-    ha_port: Optional[int] = None
+    ha_address: str = None  # type: ignore[assignment]
+    ha_port: int = None  # type: ignore[assignment]
     tick_timeout: float = DEFAULT_TICK
     data_dir: Optional[str] = None
     ipc_access_file: Optional[str] = None
@@ -93,8 +97,8 @@ class NodeConfig:
                 ipaddress.ip_address(value)
             except ValueError:
                 raise ValueError("%s must be an IP address literal, not %r" % (field, value)) from None
-        for field, value in (("ipc_port", self.ipc_port), ("ha_port", self.ha_port)):
-            if not _is_int(value) or not 0 <= value <= 65535:
+        for field, port in (("ipc_port", self.ipc_port), ("ha_port", self.ha_port)):
+            if not _int_within(port, 0, 65535):
                 raise ValueError("%s must be an integer 0..65535" % field)
         if self.ha_port == 0:
             raise ValueError("ha_port must be a fixed port: secondaries connect to it (B-12)")
@@ -105,13 +109,13 @@ class NodeConfig:
             raise ValueError("start_phase must be 0 or 2")
         if self.accepted_proto_vsns is not None:
             lo, hi = self.accepted_proto_vsns
-            if not (_is_int(lo) and _is_int(hi) and 0 <= lo <= hi <= 0xFFFF):
+            if not (_int_within(lo, 0, 0xFFFF) and _int_within(hi, lo, 0xFFFF)):
                 raise ValueError("accepted_proto_vsns must be (lo, hi) with 0 <= lo <= hi <= 65535")
             self.accepted_proto_vsns = (lo, hi)
-        for field, value, top in (("proto_vsn", self.proto_vsn, 0xFFFF), ("vsn", self.vsn, 0xFFFFFFFF),
-                                  ("maxdepth", self.maxdepth, 255), ("maxkeylen", self.maxkeylen, 255),
-                                  ("ha_vsn", self.ha_vsn, 0xFFFFFFFF)):
-            if not _is_int(value) or not 0 <= value <= top:
+        for field, number, top in (("proto_vsn", self.proto_vsn, 0xFFFF), ("vsn", self.vsn, 0xFFFFFFFF),
+                                   ("maxdepth", self.maxdepth, 255), ("maxkeylen", self.maxkeylen, 255),
+                                   ("ha_vsn", self.ha_vsn, 0xFFFFFFFF)):
+            if not _int_within(number, 0, top):
                 raise ValueError("%s must be an integer 0..%d" % (field, top))
         for field in ("fxs_fp", "ha_config_fp"):
             value = getattr(self, field)
@@ -122,7 +126,7 @@ class NodeConfig:
             if not getattr(self, field) > 0:
                 raise ValueError("%s must be > 0" % field)
         self.confd_quirks = bool(self.confd_quirks)
-        if not _is_int(self.max_frame) or not 64 <= self.max_frame <= 0xFFFFFFFF:
+        if not _int_within(self.max_frame, 64, 0xFFFFFFFF):
             raise ValueError("max_frame must be an integer of at least 64")
         if not self.event_write_block > 0:
             raise ValueError("event_write_block must be > 0")
@@ -136,15 +140,17 @@ class NodeConfig:
 
     @property
     def join_deadline(self) -> float:
-        """Seconds a join may take: ``join_timeout`` or 3 tick timeouts, the longer."""
-        return max(self.join_timeout, 3 * self.tick_timeout)
+        """Seconds a join may take: ``join_timeout`` or TICKS_TO_DEATH (3) tick timeouts,
+        the longer."""
+        return max(self.join_timeout, TICKS_TO_DEATH * self.tick_timeout)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _int_within(value: object, lo: int, hi: int) -> bool:
+    """``value`` is an int (not a bool) from ``lo`` to ``hi`` inclusive."""
+    return is_int(value) and lo <= value <= hi
 
 
-def config_from_args(args):
+def config_from_args(args: argparse.Namespace) -> NodeConfig:
     """A :class:`NodeConfig` from ``confd-ha emulate`` options (defaults per
     B-01 and the flavour; ``--ha-address`` defaults to the IPC address)."""
     from ..cli_errors import usage

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import Awaitable, Callable, Optional
 
+from .._terms import Term
 from .eventhub import EventHub
 
 log = logging.getLogger("confd_ha.emulator")
@@ -29,10 +30,10 @@ class Engine:
         self.hub = hub
         self.label = label
         self._queue: "asyncio.Queue[Optional[Item]]" = asyncio.Queue()
-        self._task: Optional[asyncio.Task] = None
+        self._task: "Optional[asyncio.Task[None]]" = None
         self._closed = False
 
-    def start(self) -> asyncio.Task:
+    def start(self) -> "asyncio.Task[None]":
         self._task = asyncio.ensure_future(self._run())
         return self._task
 
@@ -59,7 +60,7 @@ class Engine:
             except Exception:  # an engine bug costs one item, never the node
                 log.exception("%s: HA engine item failed", self.label)
 
-    async def emit(self, ha_type: int, data) -> None:
+    async def emit(self, ha_type: int, data: Term) -> None:
         """Send one HA event, then wait until the HA_INFO_SYNC subscribers acknowledged it."""
         self.hub.emit(ha_type, data)
         await self.hub.wait_synced()

@@ -1,7 +1,7 @@
-"""HA event subscribers of one node (spec §9, B-26, B-27, B-28, W-30, W-32).
+"""HA event subscribers of one node (docs/ha-behaviour.md §9, B-26, B-27, B-28, W-30, W-32).
 
 The hub writes each event frame straight into every HA subscriber's transport, in emission
-order, so an event is always on its way before the reply of the order that caused it (B-05).
+order; when an order's reply goes out relative to its events is the order's business (B-05).
 ``HA_INFO_SYNC`` subscribers owe one ``ha_synced`` per event; :meth:`EventHub.wait_synced`
 lets the node's HA engine wait for them (B-27). A subscriber whose writes stay blocked for
 longer than the configured limit is closed (B-28).
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import List, Optional
 
-from .. import _protocol
+from .. import _notifications, _protocol
+from .._terms import Term
 
 log = logging.getLogger("confd_ha.emulator")
 
@@ -30,7 +32,7 @@ class Subscriber:
         self.sync = self.ha and bool(mask & _protocol.NOTIF_HA_INFO_SYNC)
         self.outstanding = 0
         self.closed = False
-        self._watchdog = None
+        self._watchdog: "Optional[asyncio.Task[None]]" = None
 
     def send(self, frame: bytes) -> None:
         if self.closed:
@@ -91,7 +93,7 @@ class EventHub:
 
     def __init__(self, write_block: float):
         self.write_block = write_block
-        self.subscribers: list = []
+        self.subscribers: List[Subscriber] = []
         self._synced = asyncio.Event()
         self._synced.set()
 
@@ -103,9 +105,9 @@ class EventHub:
             self.subscribers.remove(sub)
         self._update()
 
-    def emit(self, ha_type: int, data) -> None:
+    def emit(self, ha_type: int, data: Term) -> None:
         """Queue one HA event to every HA subscriber, in subscription order."""
-        frame = _protocol.encode_event(ha_type, data)
+        frame = _notifications.encode_event(ha_type, data)
         for sub in list(self.subscribers):
             if sub.ha:
                 sub.send(frame)

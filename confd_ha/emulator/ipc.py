@@ -23,17 +23,16 @@ import collections
 import contextlib
 import logging
 import os
-import secrets
 import socket
 import stat
 import struct
-from typing import Optional
+from typing import Any, AsyncIterator, Deque, List, Optional, Protocol, Set, Union
 
-from .. import _protocol, error
+from .. import _frames, _protocol, error
 from .._terms import Atom
-from . import ipcmsg
+from . import handshake, ipcmsg
 from .config import NodeConfig
-from .eventhub import Subscriber
+from .eventhub import EventHub, Subscriber
 
 log = logging.getLogger("confd_ha.emulator")
 
@@ -50,13 +49,15 @@ class Closed(Exception):
 class IpcConn:
     """One accepted IPC connection; ``send`` is a no-op once it is closed (B-02)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, label: str):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 label: str) -> None:
         self.reader = reader
         self.writer = writer
         self.label = label
         self.closed = False
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Optional[bytes]) -> None:
+        """Write ``data`` (None or nothing: no-op)."""
         if self.closed or not data:
             return
         try:
@@ -109,6 +110,22 @@ def _unread(reader: asyncio.StreamReader) -> bool:
     return bool(getattr(reader, "_buffer", b""))
 
 
+class Handler(Protocol):
+    """What :class:`IpcServer` asks its node (see there)."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def hub(self) -> EventHub: ...
+
+    def attach_control(self, conn: IpcConn, token: bytes) -> None: ...
+
+    def submit_order(self, order: _protocol.Order) -> "asyncio.Future[Optional[bytes]]": ...
+
+    def submit_invalid(self, why: str) -> "asyncio.Future[None]": ...
+
+
 class IpcServer:
     """The IPC listener(s) of one node.
 
@@ -125,14 +142,14 @@ class IpcServer:
     connection is closed at once (logged once per burst).
     """
 
-    def __init__(self, config: NodeConfig, handler):
+    def __init__(self, config: NodeConfig, handler: Handler) -> None:
         self.config = config
         self.handler = handler
-        self.port = None
-        self._servers: list = []
-        self._conns: set = set()
-        self._tasks: set = set()
-        self._secret = None
+        self.port: Optional[int] = None
+        self._servers: List[asyncio.AbstractServer] = []
+        self._conns: Set[IpcConn] = set()
+        self._tasks: "Set[asyncio.Task[Any]]" = set()
+        self._secret: Optional[bytes] = None
         self._refused = 0          # connections refused in the current burst (above the cap)
         self._hello_gate: Optional[asyncio.Lock] = None   # confd_quirks: one hello at a time
         self._ha_gate: Optional[asyncio.Lock] = None      # confd_quirks: token waits hold HA
@@ -194,6 +211,7 @@ class IpcServer:
             return
         conn = IpcConn(reader, writer, label)
         task = asyncio.current_task()
+        assert task is not None  # a connection is served in a task of its own
         self._conns.add(conn)
         self._tasks.add(task)
         try:
@@ -244,42 +262,26 @@ class IpcServer:
             await _hold(conn.reader)
 
     async def _hello(self, conn: IpcConn) -> Optional[int]:
-        """Read and answer the hello (and run the access check); the client type of a served
-        connection, None for a silent one. The deadline starts here: with confd_quirks that
-        is when the connection's turn comes."""
+        """Run the daemon's side of the handshake (:func:`.handshake.accept`): the client
+        type of a served connection, None for a silent one. The deadline starts here: with
+        confd_quirks that is when the connection's turn comes."""
         deadline = asyncio.get_running_loop().time() + self.config.init_timeout
-        first = await _read(conn.reader, 1, deadline, "hello")
-        verdict = ipcmsg.first_byte(first[0], self._secret is not None)
-        if verdict.action == ipcmsg.DROP:
-            raise Closed(verdict.why)
-        if verdict.action == ipcmsg.CLI:
-            conn.send(ipcmsg.CLI_UNAVAILABLE)
-            raise Closed("CLI socket not served")
-        if verdict.action == ipcmsg.SILENT:
-            return None
-        hello = _protocol.parse_hello(first + await _read(conn.reader, 8, deadline, "hello"))
-        if verdict.variant is not None:
-            await self._access_check(conn, verdict.variant, deadline)
-        cfg = self.config
-        status = ipcmsg.hello_status(hello, cfg.proto_window, cfg.maxdepth, cfg.maxkeylen)
-        conn.send(_protocol.build_hello(_protocol.Hello(status, cfg.proto_vsn, cfg.vsn,
-                                                        cfg.maxdepth, cfg.maxkeylen)))
-        if status != _protocol.HELLO_ACCEPTED:
-            raise Closed("hello refused with status %d (protocol %d, %d/%d)" % (
-                status, hello.proto_vsn, hello.maxdepth, hello.maxkeylen))
-        return verdict.ctype
-
-    async def _access_check(self, conn: IpcConn, variant: int, deadline: float) -> None:
-        size = _protocol.challenge_size(variant)
-        nonce = secrets.token_bytes(size - 1)
-        conn.send(_protocol.build_challenge(nonce))
-        answer = await _read(conn.reader, size, deadline, "access check")
-        if answer[0] != ipcmsg.ACCESS_ANSWER:
-            raise Closed("IPC access check: not an answer")
-        if not _protocol.verify_response(variant, self._secret, nonce, answer):
-            conn.send(_protocol.ACCESS_REJECTED)
-            raise Closed("IPC access check failed")
-        conn.send(_protocol.ACCESS_OK)
+        flow = handshake.accept(self.config, self._secret)
+        data: Optional[bytes] = None
+        while True:
+            try:
+                step = flow.send(data)
+            except StopIteration as stop:
+                outcome: handshake.Outcome = stop.value
+                break
+            if step.kind == handshake.SEND:
+                conn.send(step.data)
+                data = None
+            else:
+                data = await _read(conn.reader, step.n, deadline, step.what)
+        if outcome.action == handshake.CLOSE:
+            raise Closed(outcome.why)
+        return None if outcome.action == handshake.SILENT else outcome.ctype
 
     # ------------------------------------------------------------ HA control socket
 
@@ -287,13 +289,14 @@ class IpcServer:
         async with _gate(self._ha_gate):
             token = await self._read_token(conn)
             self.handler.attach_control(conn, token)  # W-16: the token's bytes as they are
-        unanswered: collections.deque = collections.deque()
+        unanswered: "Deque[asyncio.Future[Any]]" = collections.deque()
         quirks = self.config.confd_quirks
+        frames = self._frames()
         while not conn.closed:
-            payload = await self._next_frame(conn.reader)
+            payload = await _frame(conn.reader, frames, None, "frame")
             async with _gate(self._ha_gate):
                 pass  # confd_quirks: nothing of HA runs while a token is awaited
-            term = ipcmsg.UNDECODABLE if payload is None else \
+            term = ipcmsg.UNDECODABLE if isinstance(payload, _frames.TooLong) else \
                 ipcmsg.decode_lenient(payload, self.config.max_frame)
             verdict = ipcmsg.classify_order(term)
             if verdict.kind == ipcmsg.REFUSE:
@@ -316,6 +319,7 @@ class IpcServer:
                 await conn.drain()
                 continue
             order = verdict.order
+            assert order is not None  # every verdict but REFUSE and CRASH carries its order
             # A status too goes through the node's HA engine: it is answered in turn, not
             # while an order runs or an HA_INFO_SYNC acknowledgement is owed (as ConfD).
             reply = self.handler.submit_order(order)
@@ -331,11 +335,10 @@ class IpcServer:
 
     async def _read_token(self, conn: IpcConn) -> bytes:
         deadline = asyncio.get_running_loop().time() + self.config.token_timeout
-        size = _announced(await _read(conn.reader, 4, deadline, "token frame"))
-        if size > self.config.max_frame:
-            await _discard(conn.reader, size, deadline, "token frame")
-            raise Closed("token frame of %d bytes refused" % size)
-        return await _read(conn.reader, size, deadline, "token frame") if size else b""
+        token = await _frame(conn.reader, self._frames(), deadline, "token frame")
+        if isinstance(token, _frames.TooLong):
+            raise Closed("token frame of %d bytes refused" % token.size)
+        return token
 
     async def _crash_control(self, conn: IpcConn, why: str) -> None:
         """confd_quirks: ConfD's HA subsystem fails on this order -- the node drops to NONE
@@ -349,7 +352,8 @@ class IpcServer:
         raise Closed("HA control socket dropped: %s" % why)
 
     @staticmethod
-    async def _queue_unanswered(unanswered: collections.deque, fut: "asyncio.Future") -> None:
+    async def _queue_unanswered(unanswered: "Deque[asyncio.Future[Any]]",
+                                fut: "asyncio.Future[Any]") -> None:
         """Keep an order that gets no reply. The next orders are read at once (a status must
         not wait for the engine), but only so many may be queued: a flood of them waits here."""
         unanswered.append(fut)
@@ -363,12 +367,11 @@ class IpcServer:
 
     async def _serve_events(self, conn: IpcConn) -> None:
         deadline = asyncio.get_running_loop().time() + self.config.subscribe_timeout
-        size = _announced(await _read(conn.reader, 4, deadline, "subscription"))
-        if size > self.config.max_frame:
-            await _discard(conn.reader, size, deadline, "subscription")
+        frames = self._frames()
+        payload = await _frame(conn.reader, frames, deadline, "subscription")
+        if isinstance(payload, _frames.TooLong):
             verdict = ipcmsg.Subscription(ipcmsg.CRASH)
         else:
-            payload = await _read(conn.reader, size, deadline, "subscription") if size else b""
             verdict = ipcmsg.classify_subscription(payload, self.config.max_frame)
         hub = self.handler.hub
         if verdict.kind == ipcmsg.BAD:
@@ -387,8 +390,8 @@ class IpcServer:
         hub.add(sub)
         try:
             while not sub.closed:
-                payload = await self._next_frame(conn.reader)
-                term = ipcmsg.UNDECODABLE if payload is None else \
+                payload = await _frame(conn.reader, frames, None, "frame")
+                term = ipcmsg.UNDECODABLE if isinstance(payload, _frames.TooLong) else \
                     ipcmsg.decode_lenient(payload, self.config.max_frame)
                 if not (isinstance(term, Atom) and term == ipcmsg.HA_SYNCED):
                     raise Closed("illegal message on event socket")
@@ -399,21 +402,17 @@ class IpcServer:
 
     # ------------------------------------------------------------ frames
 
-    async def _next_frame(self, reader: asyncio.StreamReader) -> Optional[bytes]:
-        """The next frame's payload, no deadline; None for one longer than ``max_frame``,
-        which is read and dropped (ConfD waits for such a frame too)."""
-        size = _announced(await reader.readexactly(4))
-        if size > self.config.max_frame:
-            await _discard(reader, size, None, "frame")
-            return None
-        return await reader.readexactly(size) if size else b""
+    def _frames(self) -> _frames.FrameReader:
+        """A connection's frame reader: a frame longer than ``max_frame`` is read and dropped
+        (ConfD waits for such a frame too), one announced above MAX_ANNOUNCED closes it."""
+        return _frames.FrameReader(ipcmsg.MAX_ANNOUNCED, drop_above=self.config.max_frame)
 
 
 # ------------------------------------------------------------ reading helpers
 
 
 @contextlib.asynccontextmanager
-async def _gate(lock: Optional[asyncio.Lock]):
+async def _gate(lock: Optional[asyncio.Lock]) -> AsyncIterator[None]:
     if lock is None:
         yield
     else:
@@ -440,21 +439,37 @@ async def _read(reader: asyncio.StreamReader, n: int, deadline: float, what: str
     return got
 
 
-async def _discard(reader: asyncio.StreamReader, n: int, deadline: Optional[float],
-                   what: str) -> None:
-    """Read ``n`` bytes and drop them (an announcement is never allocated)."""
+async def _frame(reader: asyncio.StreamReader, frames: _frames.FrameReader,
+                 deadline: Optional[float], what: str) -> Union[bytes, _frames.TooLong]:
+    """The next frame of ``frames``, reading exactly what it lacks before ``deadline`` (None:
+    no deadline). As with :func:`_read`, what arrived counts as read when the deadline
+    passes; a frame announced above the reader's limit closes the connection."""
     loop = asyncio.get_running_loop()
-    while n > 0:
-        timeout = None if deadline is None else deadline - loop.time()
-        if timeout is not None and timeout <= 0:
-            raise Closed("%s not complete within the deadline" % what)
+    while True:
         try:
-            chunk = await asyncio.wait_for(reader.read(min(n, _CHUNK)), timeout)
-        except asyncio.TimeoutError:
-            raise Closed("%s not complete within the deadline" % what) from None
+            payload = frames.pop()
+        except error.Error as exc:
+            raise Closed(exc.confd_lasterr) from None
+        if payload is not None:
+            return payload
+        want = min(frames.needed, _CHUNK)
+        if deadline is None and not frames.dropping:
+            # Taken only once all of them are there: the bytes of an incomplete header or
+            # payload count as unread, so a close meanwhile resets (see IpcConn.close).
+            chunk = await reader.readexactly(frames.needed)
+        elif deadline is None:
+            chunk = await reader.read(want)
+        else:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise Closed("%s not complete within the deadline" % what)
+            try:
+                chunk = await asyncio.wait_for(reader.read(want), remaining)
+            except asyncio.TimeoutError:
+                raise Closed("%s not complete within the deadline" % what) from None
         if not chunk:
-            raise asyncio.IncompleteReadError(b"", n)
-        n -= len(chunk)
+            raise asyncio.IncompleteReadError(b"", want)
+        frames.feed(chunk)
 
 
 async def _hold(reader: asyncio.StreamReader) -> None:
@@ -464,14 +479,7 @@ async def _hold(reader: asyncio.StreamReader) -> None:
         pass
 
 
-def _announced(header: bytes) -> int:
-    size = int.from_bytes(header, "big")
-    if size > ipcmsg.MAX_ANNOUNCED:
-        raise Closed("frame of %d bytes announced" % size)
-    return size
-
-
-def _peer_text(peer) -> str:
+def _peer_text(peer: object) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return "%s:%s" % (peer[0], peer[1])
     return "unix"

@@ -9,10 +9,11 @@ emulator's own choices are marked as such. Terms are decoded only by
 from __future__ import annotations
 
 import zlib
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Tuple
 
-from .. import _protocol, error
-from .._terms import Atom
+from .. import _address, _codec, _protocol, error
+from .._consts import is_int
+from .._terms import Atom, Term
 
 # ------------------------------------------------------------------ the hello
 
@@ -57,7 +58,7 @@ def first_byte(byte0: int, check_on: bool) -> FirstByte:
     return FirstByte(SERVE, ctype, variant)
 
 
-def hello_status(hello: _protocol.Hello, window, maxdepth: int, maxkeylen: int) -> int:
+def hello_status(hello: _protocol.Hello, window: Tuple[int, int], maxdepth: int, maxkeylen: int) -> int:
     """The reply's status byte: 1 for a protocol version outside ``window`` (inclusive), 2
     for a MAXDEPTH/MAXKEYLEN pair that is neither 0/0 nor at least the daemon's, else 0."""
     lo, hi = window
@@ -82,24 +83,25 @@ class _Undecodable:
 UNDECODABLE = _Undecodable()
 
 
-def decode_lenient(payload: bytes, limit: int):
+def decode_lenient(payload: bytes, limit: int) -> Term:
     """The term at the start of ``payload``, as the daemon reads it: bytes after a complete
     term are ignored, a zlib-compressed term (tag 80) is inflated (to at most ``limit``
     bytes); UNDECODABLE if there is no term."""
     payload = bytes(payload)
     if payload[:2] == b"\x83\x50":
-        payload = _inflate(payload, limit)
-        if payload is None:
+        inflated = _inflate(payload, limit)
+        if inflated is None:
             return UNDECODABLE
+        payload = inflated
     try:
-        return _protocol.decode(payload)
+        return _codec.decode(payload)
     except error.Error:
         pass
     end = _term_end(payload)
     if end is None:
         return UNDECODABLE
     try:
-        return _protocol.decode(payload[:end])
+        return _codec.decode(payload[:end])
     except error.Error:
         return UNDECODABLE
 
@@ -122,17 +124,17 @@ def _term_end(payload: bytes) -> Optional[int]:
     """The length of the complete term at the start of ``payload`` when more bytes follow it
     (bisection on the C core's verdicts: a shorter prefix is truncated, a longer one has
     extra bytes), else None."""
-    if _protocol.validate(payload) != _protocol.DECODE_EXTRA:
+    if _codec.validate(payload) != _codec.DECODE_EXTRA:
         return None
     lo, hi = 1, len(payload)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        verdict = _protocol.validate(payload[:mid])
-        if verdict == _protocol.DECODE_OK:
+        verdict = _codec.validate(payload[:mid])
+        if verdict == _codec.DECODE_OK:
             return mid
-        if verdict == _protocol.DECODE_EXTRA:
+        if verdict == _codec.DECODE_EXTRA:
             hi = mid
-        elif verdict == _protocol.DECODE_TRUNCATED:
+        elif verdict == _codec.DECODE_TRUNCATED:
             lo = mid
         else:
             return None
@@ -159,11 +161,11 @@ class OrderVerdict(NamedTuple):
     asynchronous: bool = False
 
 
-def classify_order(term) -> OrderVerdict:
+def classify_order(term: Term) -> OrderVerdict:
     """What the daemon does with a term received on an HA control socket."""
     if term is UNDECODABLE:
         return OrderVerdict(REFUSE, why="not a term")
-    if not isinstance(term, tuple) or not term or not _is_int(term[0]):
+    if not isinstance(term, tuple) or not term or not is_int(term[0]):
         return OrderVerdict(REFUSE, why="not an order tuple")
     code, n = term[0], len(term)
     if code in (_protocol.BENONE, _protocol.GETSTATUS, _protocol.BERELAY) and n == 1:
@@ -179,7 +181,7 @@ def classify_order(term) -> OrderVerdict:
     asynchronous = type(wait) is int and wait == 0
     if isinstance(addr, tuple):
         try:
-            _protocol.address_parts(addr)
+            _address.address_parts(addr)
         except error.Error:
             return OrderVerdict(CRASH, why="besecondary: address tuple is not an IP address",
                                 asynchronous=asynchronous)
@@ -192,26 +194,22 @@ def classify_order(term) -> OrderVerdict:
                         why="besecondary: WaitReply is not 0 or 1" if crash_after else "")
 
 
-def _host_name(addr):
+def _host_name(addr: Term) -> bytes:
     """A non-tuple primary address is a host name to resolve: a binary or a byte list as it
     is, an atom by its name; anything else names no host (the join fails with HA_CONNECT)."""
     if isinstance(addr, Atom):
         return str(addr).encode("utf-8")
     if isinstance(addr, bytes):
         return addr
-    if isinstance(addr, list) and all(_is_int(x) and 0 <= x <= 255 for x in addr):
+    if isinstance(addr, list) and all(is_int(x) and 0 <= x <= 255 for x in addr):
         return bytes(addr)
     return b""
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 # ------------------------------------------------------------------ event subscriptions
 
 SUBSCRIBE, BAD, CLOSE = "subscribe", "bad", "close"
-BAD_SUBSCRIPTION_FRAME = _protocol.encode_frame(
+BAD_SUBSCRIPTION_FRAME = _codec.encode_frame(
     (Atom("error"), error.ERR_INTERNAL, b"Bad subscription data"))
 HA_SYNCED = Atom("ha_synced")
 _RAW_MASK_SIZES = (4, 8, 12)
@@ -238,7 +236,7 @@ def classify_subscription(payload: bytes, limit: int) -> Subscription:
     if not (isinstance(term, tuple) and len(term) == 5):
         return Subscription(BAD)
     mask = term[0]
-    if not _is_int(mask):
+    if not is_int(mask):
         return Subscription(CRASH)
     if mask < 0:
         return Subscription(CLOSE)

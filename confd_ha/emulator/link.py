@@ -1,7 +1,7 @@
 """One inter-node connection of the emulator's peer protocol (docs/peer-protocol.md).
 
-A :class:`PeerConn` carries framed canonical ETF terms (``_protocol.encode_frame`` /
-``_protocol.decode``) and does, beside its node's HA engine:
+A :class:`PeerConn` carries framed canonical ETF terms (``_codec.encode_frame`` /
+``_codec.decode``, read with ``_frames.FrameReader``) and does, beside its node's HA engine:
 
 * **ticks and liveness, as ConfD does them** (docs/conformance.md, "Liveness"): each side sends
   ``ha_tick`` every tick timeout, and checks its peer on a grid of its own -- every tick
@@ -18,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import Optional
+from typing import Dict, List, Optional, Protocol, Tuple, Union
 
-from .. import _protocol, error
-from .._terms import Atom
+from .. import _codec, _frames, error
+from .._consts import TICKS_TO_DEATH, is_int as is_int  # tree, peer import is_int from here
+from .._terms import Atom, Term
 
 log = logging.getLogger("confd_ha.emulator")
 
@@ -30,10 +31,6 @@ HA_TRANS = Atom("ha_trans")
 HA_ACK = Atom("ha_ack")
 HA_BYE = Atom("ha_bye")
 
-HA_CLOSED = error.ERR_HA_CLOSED          # 26
-HA_NOTICK = error.ERR_HA_NOTICK          # 31
-
-TICKS_TO_DEATH = 3      # silence of more than this many tick timeouts is death
 WATCH_OFFSET = 0.05     # s: a checker's grid trails the peer's ticks by this much (see above)
 
 # What may wait for a connection's consumer (e.g. while the node's HA engine is blocked);
@@ -63,44 +60,40 @@ class PeerClosed(Exception):
         self.reason = reason
 
 
-class Policy:
-    """What a :class:`PeerConn` asks its node (the node implements this)."""
+class Policy(Protocol):
+    """What a :class:`PeerConn` asks its node."""
 
-    frozen = False
+    @property
+    def frozen(self) -> bool:
+        """True while all inter-node traffic is held (sockets kept open)."""
 
     def held(self, peer_ip: str) -> bool:
         """True while traffic with ``peer_ip`` must not flow (freeze or partition)."""
-        return False
 
     def alive(self) -> bool:
         """False once the node is stopping: no new connection may start."""
-        return True
 
     def register(self, conn: "PeerConn") -> None:
-        pass
+        """``conn`` is open: the node closes it when it stops."""
 
     def unregister(self, conn: "PeerConn") -> None:
-        pass
+        """``conn`` is closed."""
 
 
-def is_tick(term) -> bool:
+def is_tick(term: Term) -> bool:
     return isinstance(term, Atom) and term == HA_TICK
 
 
-def is_tagged(term, tag: Atom, arity: int) -> bool:
+def is_tagged(term: Term, tag: Atom, arity: int) -> bool:
     return (isinstance(term, tuple) and len(term) == arity and isinstance(term[0], Atom)
             and term[0] == tag)
 
 
-def is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def is_ack(term) -> bool:
+def is_ack(term: Term) -> bool:
     return is_tagged(term, HA_ACK, 2) and is_int(term[1])
 
 
-def is_bye(term) -> bool:
+def is_bye(term: Term) -> bool:
     return is_tagged(term, HA_BYE, 2)
 
 
@@ -127,19 +120,20 @@ class PeerConn:
         self.closed = False
         self.reason: Optional[int] = None
         self.torn = False             # the stream ended inside a frame (B-14)
-        self.nodeid = None            # the joining node's id, once its hello was read
-        self._inbox: asyncio.Queue = asyncio.Queue()   # (term or PeerClosed, payload bytes)
+        self.nodeid: Term = None      # the joining node's id, once its hello was read
+        # (term or PeerClosed, payload bytes)
+        self._inbox: "asyncio.Queue[Tuple[Union[Term, PeerClosed], int]]" = asyncio.Queue()
         self._inbox_bytes = 0
         self._flow = asyncio.Event()
         self._flow.set()
         self._held = False
-        self._held_out: list = []
+        self._held_out: List[bytes] = []
         self._close_on_release = False
         self._last_rx = loop.time()
         self._seq = 0
-        self._acks: dict = {}         # seq -> (sent at, future)
-        self._sender: Optional[asyncio.Task] = None
-        self._watcher: Optional[asyncio.Task] = None
+        self._acks: "Dict[int, Tuple[float, asyncio.Future[bool]]]" = {}  # seq -> (sent at, ack)
+        self._sender: "Optional[asyncio.Task[None]]" = None
+        self._watcher: "Optional[asyncio.Task[None]]" = None
         policy.register(self)
         self.refresh()
         self._reader_task = asyncio.ensure_future(self._read_loop())
@@ -174,11 +168,11 @@ class PeerConn:
 
     # ------------------------------------------------------------ sending
 
-    def send(self, term) -> None:
+    def send(self, term: Term) -> None:
         """Queue one term (dropped once closed; held back while held, ticks excepted)."""
         if self.closed:
             return
-        frame = _protocol.encode_frame(term)
+        frame = _codec.encode_frame(term)
         if self._held:
             if not is_tick(term):
                 self._held_out.append(frame)
@@ -191,10 +185,10 @@ class PeerConn:
         except (ConnectionError, RuntimeError, OSError):
             pass  # the reader sees the failure as a close
 
-    def replicate(self, txid: str, changes: bytes) -> "asyncio.Future":
+    def replicate(self, txid: str, changes: bytes) -> "asyncio.Future[bool]":
         """Send ``{ha_trans, Seq, TxId, Changes}``; the future becomes True on its ack and
         False if the connection dies first."""
-        fut = self._loop.create_future()
+        fut: "asyncio.Future[bool]" = self._loop.create_future()
         if self.closed:
             fut.set_result(False)
             return fut
@@ -203,7 +197,7 @@ class PeerConn:
         self.send((HA_TRANS, self._seq, txid.encode("utf-8"), changes))
         return fut
 
-    def acked(self, seq) -> None:
+    def acked(self, seq: int) -> None:
         entry = self._acks.pop(seq, None)
         if entry is not None and not entry[1].done():
             entry[1].set_result(True)
@@ -214,7 +208,7 @@ class PeerConn:
 
     # ------------------------------------------------------------ receiving
 
-    async def recv(self, timeout: Optional[float] = None):
+    async def recv(self, timeout: Optional[float] = None) -> Term:
         """The next received term; :class:`PeerClosed` once dead, ``asyncio.TimeoutError``
         after ``timeout`` seconds."""
         if timeout is not None:
@@ -229,19 +223,30 @@ class PeerConn:
             raise item
         return item
 
+    async def _next_frame(self, frames: _frames.FrameReader) -> Optional[bytes]:
+        """The next frame's payload, None once the peer closed (marking a torn frame)."""
+        while True:
+            payload = frames.pop()
+            if isinstance(payload, bytes):
+                return payload
+            # Exactly what the frame lacks: what is not read stays unread (see IpcConn.close).
+            chunk = await self.reader.read(frames.needed)
+            if not chunk:
+                if frames.mid_frame:
+                    self.torn = True
+                return None
+            frames.feed(chunk)
+
     async def _read_loop(self) -> None:
-        reader = self.reader
+        frames = _frames.FrameReader(self.max_frame)
         try:
             while True:
                 await self._flow.wait()
-                header = await reader.readexactly(4)
-                size = _protocol.frame_size(header, self.max_frame)
-                try:
-                    payload = await reader.readexactly(size) if size else b""
-                except asyncio.IncompleteReadError:
-                    self.torn = True
-                    raise
-                term = _protocol.decode(payload)
+                payload = await self._next_frame(frames)
+                if payload is None:
+                    break
+                size = len(payload)
+                term = _codec.decode(payload)
                 # A frame that was in flight when the hold began is delivered on release.
                 await self._flow.wait()
                 if self._silent_too_long():
@@ -263,9 +268,6 @@ class PeerConn:
                     break
         except asyncio.CancelledError:
             return
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                self.torn = True
         except (ConnectionError, OSError):
             pass
         except error.Error as exc:
@@ -276,7 +278,7 @@ class PeerConn:
             await self._flow.wait()  # a held connection reports its death only when released
         except asyncio.CancelledError:
             return
-        self.die(HA_NOTICK if self._silent_too_long() else HA_CLOSED)
+        self.die(error.ERR_HA_NOTICK if self._silent_too_long() else error.ERR_HA_CLOSED)
 
     def _silent_too_long(self) -> bool:
         # Only once the peer is watched (the join is done): before that, the join's own
@@ -325,12 +327,12 @@ class PeerConn:
                 if now - self._last_rx > limit:
                     log.info("%s: nothing received for %.2f s, peer is dead", self.label,
                              now - self._last_rx)
-                    self.die(HA_NOTICK)
+                    self.die(error.ERR_HA_NOTICK)
                     return
                 if self._acks and now - min(t for t, _ in self._acks.values()) > limit:
                     log.info("%s: transaction not acknowledged within %.2f s, peer is dead",
                              self.label, limit)
-                    self.die(HA_NOTICK)
+                    self.die(error.ERR_HA_NOTICK)
                     return
                 due = max(due, now - tick)
         except asyncio.CancelledError:
@@ -354,9 +356,9 @@ class PeerConn:
             return
         if bye:
             self.send((HA_BYE, 0))
-        self.reason = HA_CLOSED
+        self.reason = error.ERR_HA_CLOSED
         self._shut()
-        self._inbox.put_nowait((PeerClosed(HA_CLOSED), 0))
+        self._inbox.put_nowait((PeerClosed(error.ERR_HA_CLOSED), 0))
         self._end()
 
     def _end(self) -> None:
@@ -370,9 +372,9 @@ class PeerConn:
     def abort(self) -> None:
         """Abrupt close without goodbye or flushing (node killed)."""
         if not self.closed:
-            self.reason = HA_CLOSED
+            self.reason = error.ERR_HA_CLOSED
             self._shut()
-            self._inbox.put_nowait((PeerClosed(HA_CLOSED), 0))
+            self._inbox.put_nowait((PeerClosed(error.ERR_HA_CLOSED), 0))
         self._held_out.clear()
         try:
             self.writer.transport.abort()

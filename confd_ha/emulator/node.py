@@ -4,34 +4,29 @@ One :class:`Node` runs on the current asyncio loop; all its coroutine methods an
 must be used from that loop's thread. The HA behaviour is ConfD 8.2.5's, as the conformance
 suite observed it (docs/conformance.md): the orders are in :mod:`.orders`, the inter-node
 links in :mod:`.tree`, the one-at-a-time HA engine in :mod:`.engine`, the listing order in
-:mod:`.roster`, the peer protocol in :mod:`.peer` and :mod:`.link`. This module holds the
-node's lifecycle, its control interface (B-33) and what its IPC server asks of it.
+:mod:`.roster`, the peer protocol in :mod:`.peer` and :mod:`.link`; the state those layers
+share in :mod:`.nodebase`. This module holds the node's lifecycle, its control interface
+(B-33) and what its IPC server asks of it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import logging
-import time
-from typing import Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .. import _protocol, error
-from . import peer
+from .._terms import Term
 from .config import NodeConfig
 from .engine import Engine
 from .eventhub import EventHub
 from .ipc import IpcServer
-from .link import normalize_ip
+from .link import PeerConn, normalize_ip
+from .nodebase import STATE_NAMES, STATE_NONE, STATE_PRIMARY, STATE_SECONDARY
+from .nodebase import STATE_SECONDARY_RELAY, ControlSocket, ReadOnly
 from .orders import Orders
-from .peer import node_text
-from .roster import Roster, term_key
-from .store import Store, decode_changes, encode_changes
-from .tree import STATE_NONE, STATE_PRIMARY, STATE_SECONDARY, STATE_SECONDARY_RELAY, Tree
-
-log = logging.getLogger("confd_ha.emulator")
-
-STATE_NAMES = {1: "NONE", 2: "SECONDARY", 3: "PRIMARY", 4: "SECONDARY_RELAY"}
+from .roster import term_key
+from .store import Change, Store, decode_changes, encode_changes
+from .tree import Admission
 
 # HA event types (wire-protocol §10.3), defined once in the protocol layer
 HA_INFO_NOPRIMARY = _protocol.HA_INFO_NOPRIMARY
@@ -41,23 +36,20 @@ HA_INFO_SECONDARY_INITIALIZED = _protocol.HA_INFO_SECONDARY_INITIALIZED
 HA_INFO_IS_PRIMARY = _protocol.HA_INFO_IS_PRIMARY
 HA_INFO_IS_NONE = _protocol.HA_INFO_IS_NONE
 HA_INFO_BESECONDARY_RESULT = _protocol.HA_INFO_BESECONDARY_RESULT
-EVENT_NAMES = {1: "NOPRIMARY", 2: "SECONDARY_DIED", 3: "SECONDARY_ARRIVED",
-               4: "SECONDARY_INITIALIZED", 5: "IS_PRIMARY", 6: "IS_NONE", 7: "BESECONDARY_RESULT"}
 
-MAX_STATUS_NODES = 255          # W-20
 _TXID_NAME_MAX = 200            # characters of the node id in a transaction id
-DECISIONS_KEPT = 1000
 SECONDARY_WRITE_TEXT = "node is an HA secondary: writes are not allowed"   # B-29
 
 
-class _Policy(peer.Policy):
-    """The node as seen by its peer connections (freeze, partitions, registry)."""
+class _Policy:
+    """The node as its peer connections see it (a :class:`.link.Policy`: freeze, partitions,
+    registry), over the node's public interface."""
 
-    def __init__(self, node: "Node"):
+    def __init__(self, node: "Node") -> None:
         self._node = node
 
     @property
-    def frozen(self) -> bool:  # type: ignore[override]
+    def frozen(self) -> bool:
         return self._node.frozen
 
     def held(self, peer_ip: str) -> bool:
@@ -66,17 +58,18 @@ class _Policy(peer.Policy):
     def alive(self) -> bool:
         return self._node.running
 
-    def register(self, conn: peer.PeerConn) -> None:
+    def register(self, conn: PeerConn) -> None:
         self._node.peer_conns.add(conn)
 
-    def unregister(self, conn: peer.PeerConn) -> None:
+    def unregister(self, conn: PeerConn) -> None:
         self._node.peer_conns.discard(conn)
 
 
-class _View(peer.PrimaryView):
-    """The node as seen by a joining node's handshake (it holds the token: never logged)."""
+class _View:
+    """The node as a joining node's handshake sees it (a :class:`.peer.PrimaryView`; it holds
+    the token: never logged), over the node's public interface."""
 
-    def __init__(self, node: "Node"):
+    def __init__(self, node: "Node") -> None:
         self._node = node
         cfg = node.config
         self.ha_vsn = cfg.ha_vsn
@@ -84,63 +77,31 @@ class _View(peer.PrimaryView):
         self.ha_config_fp = cfg.ha_config_fp
 
     @property
-    def token(self) -> bytes:  # type: ignore[override]
+    def token(self) -> bytes:
         return self._node.token
 
     @property
-    def name(self):  # type: ignore[override]
+    def name(self) -> Term:
         return self._node.node_id
 
     def serving(self) -> bool:
         return self._node.serving()
 
-    async def admit(self, conn: peer.PeerConn, nodeid, their_txid: str):
+    async def admit(self, conn: PeerConn, nodeid: Term, their_txid: str) -> Admission:
         return await self._node.admit(conn, nodeid, their_txid)
 
 
-class Node(Orders, Tree):
+class Node(Orders):
     """One emulated ConfD/NSO daemon with HA (see the package docstring for the API)."""
 
-    STATE_NAMES = STATE_NAMES
-
-    def __init__(self, config: Optional[NodeConfig] = None, **kwargs):
+    def __init__(self, config: Optional[NodeConfig] = None, **kwargs: Any) -> None:
         if config is None:
             config = NodeConfig(**kwargs)
         elif kwargs:
             raise TypeError("give a NodeConfig or keyword arguments, not both")
-        self.config = config
-        self.label = config.name
-        self._store: Optional[Store] = None
-        self._running = False
-        self._decisions: collections.deque = collections.deque(maxlen=DECISIONS_KEPT)
-        self._partitions: set = set()
-        self.peer_conns: set = set()
+        super().__init__(config)
         self._policy = _Policy(self)
         self._view = _View(self)
-        self._tasks: set = set()
-        self._first_port: Optional[int] = None
-        self._roster = Roster()
-        self._reset()
-
-    def _reset(self) -> None:
-        """The state a (re)started daemon has (B-23)."""
-        self._state = STATE_NONE
-        self._name = None
-        self._token = b""
-        self._phase = self.config.start_phase
-        self._upgrade = False
-        self._frozen = False
-        self._control = None
-        self._upstream = None
-        self._children: dict = {}        # term_key -> tree.Child, the direct secondaries
-        self._roster.clear()
-        self._asks: dict = {}            # ref -> future: a relay's questions to its primary
-        self._handshaking: set = set()
-        self._joining = False
-        self._ha_server = None
-        self._ipc: Optional[IpcServer] = None
-        self._hub: Optional[EventHub] = None
-        self._engine: Optional[Engine] = None
 
     # ================================================================ lifecycle
 
@@ -149,24 +110,25 @@ class Node(Orders, Tree):
         if self._running:
             raise RuntimeError("node %s is already running" % self.label)
         self._reset()
-        if self._store is None or self._store.closed:
-            self._store = Store(self.config.data_dir)
-        self._hub = EventHub(self.config.event_write_block)
-        self._engine = Engine(self._hub, self.label)
-        self._ipc = IpcServer(self.config, self)
+        store = self._store
+        if store is None or store.closed:
+            store = self._store = Store(self.config.data_dir)
+        hub = self._hub = EventHub(self.config.event_write_block)
+        engine = self._engine = Engine(hub, self.label)
+        ipc = self._ipc = IpcServer(self.config, self)
         try:
             # With ipc_port 0 a restarted node keeps the port it got first, like a daemon
             # restarted with the same configuration.
-            await self._ipc.start(self._first_port if self.config.ipc_port == 0 else None)
+            await ipc.start(self._first_port if self.config.ipc_port == 0 else None)
         except BaseException:
-            await self._ipc.stop(abort=True)
+            await ipc.stop(abort=True)
             self._close_store()
             raise
         self._running = True
-        self._first_port = self._ipc.port
-        self._tasks.add(self._engine.start())
-        self._decide("started (IPC %s:%d, phase %d, txid %s)" % (
-            self.config.ipc_address, self._ipc.port, self._phase, self._store.txid))
+        self._first_port = ipc.port
+        self._tasks.add(engine.start())
+        self._decide("started (IPC %s:%s, phase %d, txid %s)" % (
+            self.config.ipc_address, ipc.port, self._phase, store.txid))
 
     async def stop(self) -> None:
         """Stop the daemon in an orderly way: peers get a goodbye (they see HA_CLOSED)."""
@@ -186,7 +148,7 @@ class Node(Orders, Tree):
         if not self._running:
             return
         self._running = False
-        self._engine.close()
+        self._started_engine().close()
         self._decide("killed" if abort else "stopped")
         if self._ha_server is not None:
             self._ha_server.close()
@@ -199,8 +161,10 @@ class Node(Orders, Tree):
                 if conn in self.peer_conns:
                     conn.abort()  # a held connection must not outlive the node either
         self.peer_conns.clear()
-        await self._ipc.stop(abort=abort)
-        self._hub.close_all()
+        if self._ipc is not None:   # both set while running
+            await self._ipc.stop(abort=abort)
+        if self._hub is not None:
+            self._hub.close_all()
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
@@ -220,17 +184,17 @@ class Node(Orders, Tree):
         if self._store is not None and self._store.data_dir is not None:
             self._store.close()
 
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     # ================================================================ control interface (B-33)
 
-    @property
-    def running(self) -> bool:
-        return self._running
+    running: ReadOnly[bool] = ReadOnly("_running")
+    state: ReadOnly[int] = ReadOnly("_state")
+    start_phase: ReadOnly[int] = ReadOnly("_phase")
+    upgrade: ReadOnly[bool] = ReadOnly("_upgrade")
+    frozen: ReadOnly[bool] = ReadOnly("_frozen")
+    # The node-id term given by the last successful beprimary/besecondary (or None).
+    node_id: ReadOnly[Term] = ReadOnly("_name")
+    # True while a join is in progress (the state is then NONE).
+    joining: ReadOnly[bool] = ReadOnly("_joining")
 
     @property
     def ipc_port(self) -> Optional[int]:
@@ -242,32 +206,11 @@ class Node(Orders, Tree):
         return self.config.ipc_address
 
     @property
-    def state(self) -> int:
-        return self._state
-
-    @property
     def state_name(self) -> str:
         return STATE_NAMES[self._state]
 
     @property
-    def node_id(self):
-        """The node-id term given by the last successful beprimary/besecondary (or None)."""
-        return self._name
-
-    @property
-    def start_phase(self) -> int:
-        return self._phase
-
-    @property
-    def upgrade(self) -> bool:
-        return self._upgrade
-
-    @property
-    def frozen(self) -> bool:
-        return self._frozen
-
-    @property
-    def partitions(self) -> list:
+    def partitions(self) -> List[str]:
         return sorted(self._partitions)
 
     @property
@@ -280,20 +223,15 @@ class Node(Orders, Tree):
         return len(self._hub.subscribers) if self._hub is not None else 0
 
     @property
-    def joining(self) -> bool:
-        """True while a join is in progress (the state is then NONE)."""
-        return self._joining
-
-    @property
-    def decisions(self) -> list:
+    def decisions(self) -> List[str]:
         """The most recent HA decisions, oldest first (human-readable; never the token)."""
         return list(self._decisions)
 
     @property
-    def peers(self) -> list:
+    def peers(self) -> List[Dict[str, Term]]:
         """Direct inter-node peers: the primary (if attached) and the admitted secondaries,
         as dicts with ``role`` ('primary'/'secondary'), ``nodeid`` (term), ``address`` (text)."""
-        out = []
+        out: List[Dict[str, Term]] = []
         if self._upstream is not None:
             out.append({"role": "primary", "nodeid": self._upstream.pid,
                         "address": self._upstream.conn.peer_ip})
@@ -303,29 +241,11 @@ class Node(Orders, Tree):
                 out.append({"role": "secondary", "nodeid": e.nodeid, "address": child.conn.peer_ip})
         return out
 
-    def status(self):
-        """``(state, [(nodeid term, address term), …])`` exactly as the status reply: a
-        secondary's primary first, then (primary, relay) every node below, newest first
-        (:mod:`.roster`)."""
-        st = self._state
-        nodes = []
-        if st in (STATE_SECONDARY, STATE_SECONDARY_RELAY) and self._upstream is not None:
-            nodes.append((self._upstream.pid, self._upstream.shown))
-        if st in (STATE_PRIMARY, STATE_SECONDARY_RELAY):
-            nodes.extend(self._roster.listing())
-        return st, nodes[:MAX_STATUS_NODES]
-
     def get(self, path: str) -> Optional[str]:
         return self._datastore().get(path)
 
-    def items(self, prefix: str = "/") -> list:
+    def items(self, prefix: str = "/") -> List[Tuple[str, str]]:
         return self._datastore().items(prefix)
-
-    def _datastore(self) -> Store:
-        # A stopped node still answers reads (a closed Store does); a never started one cannot.
-        if self._store is None:
-            raise RuntimeError("node %s has not been started yet" % self.label)
-        return self._store
 
     async def set_start_phase(self, phase: int) -> None:
         """Advance the start phase: 0 → 1 → 2, one step at a time (B-31)."""
@@ -372,7 +292,7 @@ class Node(Orders, Tree):
         for conn in list(self.peer_conns):
             conn.refresh()
 
-    async def commit(self, changes) -> str:
+    async def commit(self, changes: List[Change]) -> str:
         """Commit a change set (``[("set", path, value) | ("delete", path), …]``) and return
         its transaction id. On a PRIMARY it returns once every admitted secondary has
         acknowledged it or been declared dead (B-30). SECONDARY/relay → ``Error(17)`` (B-29)."""
@@ -381,7 +301,7 @@ class Node(Orders, Tree):
         if self._state in (STATE_SECONDARY, STATE_SECONDARY_RELAY):
             error.raise_error(error.ERR_BADSTATE, SECONDARY_WRITE_TEXT)
         blob = encode_changes(changes)
-        store = self._store
+        store = self._datastore()
         txid = store.new_txid(self._txid_name())
         store.commit(decode_changes(blob), txid)
         waits = self._fan_out(txid, blob) if self._state == STATE_PRIMARY else []
@@ -410,16 +330,9 @@ class Node(Orders, Tree):
     def serving(self) -> bool:
         return self._serving()
 
-    @staticmethod
-    def _addr_text(addr) -> str:
-        try:
-            return _protocol.address_text(addr)
-        except error.Error:
-            return "?"
-
     # ================================================================ IPC interface
 
-    def attach_control(self, conn, token: bytes) -> None:
+    def attach_control(self, conn: ControlSocket, token: bytes) -> None:
         """A new HA control socket: it replaces the old one and the token (B-02, W-16)."""
         old, self._control = self._control, conn
         if old is not None and old is not conn:
@@ -430,32 +343,11 @@ class Node(Orders, Tree):
 
     @property
     def hub(self) -> EventHub:
+        if self._hub is None:
+            raise RuntimeError("node %s has not been started yet" % self.label)
         return self._hub
-
-    def status_frame(self) -> bytes:
-        return _protocol.encode_status(*self.status())
-
-
-    # ================================================================ events and decisions
-
-    async def _emit(self, ha_type: int, data) -> None:
-        """Send one event and wait for the HA_INFO_SYNC acknowledgements (see .engine)."""
-        self._decide("event %s %s" % (EVENT_NAMES.get(ha_type, ha_type),
-                                      _event_text(ha_type, data)))
-        await self._engine.emit(ha_type, data)
-
-    def _decide(self, text: str) -> None:
-        self._decisions.append("%s %s" % (time.strftime("%H:%M:%S"), text))
-        log.info("%s: %s", self.label, text)
 
     def __repr__(self) -> str:
         return "<Node %s %s%s>" % (self.label, STATE_NAMES[self._state],
                                    "" if self._running else " (stopped)")
 
-
-def _event_text(ha_type: int, data) -> str:
-    if isinstance(data, tuple) and len(data) == 2:
-        return "%s@%s" % (node_text(data[0]), Node._addr_text(data[1]))
-    if ha_type in (HA_INFO_NOPRIMARY, HA_INFO_BESECONDARY_RESULT) and data:
-        return "%d (%s)" % (data, error.errname(data))
-    return str(data)

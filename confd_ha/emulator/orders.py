@@ -1,8 +1,8 @@
 """The HA orders a node executes, as ConfD 8.2.5 does them (docs/conformance.md, "Orders").
 
-Mixed into :class:`confd_ha.emulator.node.Node`; each order runs as one item of the node's HA
-engine, so a node does one order at a time and a ``status()`` sent during a join is answered
-when the join is over.
+A layer of :class:`confd_ha.emulator.node.Node` (see :mod:`.nodebase`); each order runs as
+one item of the node's HA engine, so a node does one order at a time and a ``status()`` sent
+during a join is answered when the join is over.
 
 One :class:`Outcome` per order decides how it answers: a reply frame on the control socket, or
 -- for an asynchronous ``besecondary`` -- a BESECONDARY_RESULT event and never a reply.
@@ -16,10 +16,13 @@ import asyncio
 import logging
 from typing import Optional
 
-from .. import _protocol, error
+from .. import _address, _protocol, error
+from .._terms import Term
 from . import peer
+from .nodebase import STATE_NONE, STATE_PRIMARY, STATE_SECONDARY, STATE_SECONDARY_RELAY
+from .nodebase import ControlSocket, NodeBase, addr_text
 from .peer import node_text, same_term
-from .tree import STATE_NONE, STATE_PRIMARY, STATE_SECONDARY, STATE_SECONDARY_RELAY, Attachment
+from .tree import Attachment, Tree
 
 log = logging.getLogger("confd_ha.emulator")
 
@@ -38,7 +41,8 @@ class Outcome:
     """How one order answers. ``fut`` is what the IPC connection waits for: the reply frame,
     or None for nothing to write."""
 
-    def __init__(self, node, order: _protocol.Order, fut: "asyncio.Future"):
+    def __init__(self, node: NodeBase, order: _protocol.Order,
+                 fut: "asyncio.Future[Optional[bytes]]") -> None:
         self.node = node
         self.fut = fut
         self.asynchronous = order.code == _protocol.BESECONDARY and not order.waitreply
@@ -60,19 +64,19 @@ class Outcome:
         self.frame(None)
 
 
-class Orders:
+class Orders(Tree):
     """The orders of a :class:`~confd_ha.emulator.node.Node`."""
 
-    def submit_order(self, order: _protocol.Order) -> "asyncio.Future":
+    def submit_order(self, order: _protocol.Order) -> "asyncio.Future[Optional[bytes]]":
         """Queue an order for the engine; the future gets the reply frame (None: no reply)."""
-        fut = asyncio.get_running_loop().create_future()
-        self._engine.post(lambda: self._run_order(order, fut))
+        fut: "asyncio.Future[Optional[bytes]]" = asyncio.get_running_loop().create_future()
+        self._post(lambda: self._run_order(order, fut))
         return fut
 
-    def submit_invalid(self, why: str) -> "asyncio.Future":
+    def submit_invalid(self, why: str) -> "asyncio.Future[None]":
         """An invalid ``besecondary`` with WaitReply 0: nothing is ever written for it (W-17);
         PROTOUSAGE goes out as BESECONDARY_RESULT, in order with the other work."""
-        fut = asyncio.get_running_loop().create_future()
+        fut: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
 
         async def run() -> None:
             try:
@@ -83,13 +87,13 @@ class Orders:
                 if not fut.done():
                     fut.set_result(None)
 
-        self._engine.post(run)
+        self._post(run)
         return fut
 
-    async def control_crashed(self, conn, why: str) -> None:
+    async def control_crashed(self, conn: ControlSocket, why: str) -> None:
         """``--confd-quirks``: an order on ``conn`` makes ConfD's HA subsystem crash (the IPC
         server found it malformed); in turn, like any order."""
-        done = asyncio.get_running_loop().create_future()
+        done: "asyncio.Future[None]" = asyncio.get_running_loop().create_future()
 
         async def run() -> None:
             try:
@@ -98,10 +102,11 @@ class Orders:
                 if not done.done():
                     done.set_result(None)
 
-        self._engine.post(run)
+        self._post(run)
         await done
 
-    async def _run_order(self, order: _protocol.Order, fut: "asyncio.Future") -> None:
+    async def _run_order(self, order: _protocol.Order,
+                         fut: "asyncio.Future[Optional[bytes]]") -> None:
         out = Outcome(self, order, fut)
         try:
             await self._execute(order, out)
@@ -141,7 +146,7 @@ class Orders:
 
     # ------------------------------------------------------------ beprimary
 
-    async def _beprimary(self, nodeid, out: Outcome) -> None:
+    async def _beprimary(self, nodeid: Term, out: Outcome) -> None:
         st = self._state
         if st == STATE_PRIMARY:
             # ConfD answers ok and keeps its name (and its secondaries).
@@ -168,7 +173,7 @@ class Orders:
         st = self._state
         att = self._upstream
         text = "besecondary %s -> %s@%s" % (node_text(order.node), node_text(order.pnode),
-                                            self._addr_text(order.addr))
+                                            addr_text(order.addr))
         if st in (STATE_SECONDARY, STATE_SECONDARY_RELAY) and att is not None and \
                 same_term(att.me, order.node) and same_term(att.pid, order.pnode) and \
                 same_term(att.addr, order.addr):
@@ -195,7 +200,7 @@ class Orders:
             raise
         except Exception:  # a bug in a join must end it as a failed join, not an error reply
             log.exception("%s: join failed unexpectedly", self.label)
-            result = peer.HA_CLOSED
+            result = error.ERR_HA_CLOSED
         finally:
             self._joining = False
         code = self._joined(order, result) if isinstance(result, peer.JoinOk) else result
@@ -210,27 +215,27 @@ class Orders:
         cfg = self.config
         return peer.JoinParams(
             me=order.node, pid=order.pnode, token=self._token, ha_vsn=cfg.ha_vsn,
-            fxs_fp=cfg.fxs_fp, ha_config_fp=cfg.ha_config_fp, txid=self._store.txid,
+            fxs_fp=cfg.fxs_fp, ha_config_fp=cfg.ha_config_fp, txid=self._datastore().txid,
             port=cfg.ha_port, source_ip=cfg.ha_address if cfg.bind_source else "",
             tick=cfg.tick_timeout, max_frame=cfg.max_frame, deadline=cfg.join_deadline,
-            label="%s join->%s" % (self.label, self._addr_text(order.addr)))
+            label="%s join->%s" % (self.label, addr_text(order.addr)))
 
     def _joined(self, order: _protocol.Order, result: peer.JoinOk) -> int:
         """Install what the primary sent and become SECONDARY; 0, or the join's error."""
         conn = result.conn
         if not self._running or conn.closed:
             conn.close()
-            return peer.HA_CLOSED
-        if result.copy:
+            return error.ERR_HA_CLOSED
+        if result.copy and result.snapshot is not None:   # a copy always has its snapshot
             try:
-                self._store.install_snapshot(result.txid, result.snapshot)
+                self._datastore().install_snapshot(result.txid, result.snapshot)
             except (ValueError, OSError, Exception) as exc:  # StoreError included
                 log.warning("%s: cannot install the primary's snapshot: %s", self.label, exc)
                 conn.close()
-                return peer.HA_CLOSED
+                return error.ERR_HA_CLOSED
         conn.send((peer.HA_SYNCED, 1 if result.copy else 0))
         shown = order.addr if not isinstance(order.addr, (bytes, list)) else \
-            _protocol.address_term(conn.peer_ip)
+            _address.address_term(conn.peer_ip)
         self._upstream = Attachment(order.node, order.pnode, order.addr, shown, conn)
         self._state = STATE_SECONDARY
         self._name = order.node
@@ -238,7 +243,7 @@ class Orders:
         self._spawn(self._upstream_loop(conn))
         self._decide("joined %s@%s as %s: NONE -> SECONDARY (%s, txid %s)" % (
             node_text(order.pnode), conn.peer_ip, node_text(order.node),
-            "full copy" if result.copy else "no copy", self._store.txid))
+            "full copy" if result.copy else "no copy", self._datastore().txid))
         return 0
 
     # ------------------------------------------------------------ benone, berelay, dead
@@ -266,7 +271,7 @@ class Orders:
         self._decide("berelay: SECONDARY -> SECONDARY_RELAY")
         await out.answer(0)
 
-    async def _secondary_dead(self, nodeid, out: Outcome) -> None:
+    async def _secondary_dead(self, nodeid: Term, out: Outcome) -> None:
         st = self._state
         if st == STATE_SECONDARY_RELAY:
             self._decide("secondary_dead %s refused: node is a relay" % node_text(nodeid))
@@ -280,35 +285,3 @@ class Orders:
         # ConfD reports no SECONDARY_DIED for the node named, but does for those behind it.
         for e in behind:
             await self._emit(HA_INFO_SECONDARY_DIED, (e.nodeid, e.addr))
-
-    # ------------------------------------------------------------ helpers of the orders
-
-    async def _listen(self) -> bool:
-        if self._ha_server is not None:
-            return True
-        cfg = self.config
-        try:
-            self._ha_server = await asyncio.start_server(
-                self._on_peer, cfg.ha_address, cfg.ha_port, reuse_address=True, backlog=256)
-        except OSError as exc:
-            log.info("%s: cannot bind HA listener %s:%d: %s", self.label, cfg.ha_address,
-                     cfg.ha_port, exc)
-            return False
-        return True
-
-    def _leave_roles(self) -> None:
-        """Whatever the node was, it is NONE now: its primary and secondaries see it go."""
-        self._drop_upstream()
-        self._drop_downstream()
-        self._state = STATE_NONE
-
-    async def _crash_ha(self, why: str) -> None:
-        """``--confd-quirks``: ConfD's HA subsystem crashes and restarts: the control socket
-        is closed, the node is NONE with everything dropped, and IS_NONE is sent."""
-        log.warning("%s: HA subsystem crash (ConfD quirk): %s", self.label, why)
-        self._decide("HA subsystem crashed (ConfD quirk): %s" % why)
-        self._leave_roles()
-        control, self._control = self._control, None
-        if control is not None:
-            control.close()
-        await self._emit(HA_INFO_IS_NONE, 0)

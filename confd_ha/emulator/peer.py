@@ -19,19 +19,16 @@ import ipaddress
 import logging
 import secrets
 import socket
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Protocol, Union
 
-from .. import _protocol, error
-from .._terms import Atom
-from .link import (
-    HA_CLOSED, HA_NOTICK, PeerClosed, PeerConn, Policy, is_int, is_tagged, normalize_ip,
-)
+from .. import _address, _codec, error
+from .._terms import Atom, Term
+from .link import PeerClosed, PeerConn, Policy, is_int, is_tagged, normalize_ip
 
 log = logging.getLogger("confd_ha.emulator")
 
 __all__ = ["join", "serve_join", "JoinOk", "JoinParams", "Joined", "PrimaryView", "PeerConn",
-           "PeerClosed", "Policy", "HA_CLOSED", "HA_NOTICK", "node_text",
-           "same_term", "normalize_ip"]
+           "PeerClosed", "Policy", "node_text", "same_term", "normalize_ip"]
 
 PEER_VSN = 2
 NONCE_LEN = 32
@@ -47,14 +44,9 @@ HA_SYNCED = Atom("ha_synced")
 COPY = Atom("copy")
 NOCOPY = Atom("nocopy")
 
-# Join errors.
-HA_CONNECT = error.ERR_HA_CONNECT        # 25
-HA_BADFXS = error.ERR_HA_BADFXS          # 27
-HA_BADTOKEN = error.ERR_HA_BADTOKEN      # 28
-HA_BADNAME = error.ERR_HA_BADNAME        # 29
-HA_BADVSN = error.ERR_HA_BADVSN          # 52
-HA_BADCONFIG = error.ERR_HA_BADCONFIG    # 69
-_REJECT_CODES = (HA_BADFXS, HA_BADTOKEN, HA_BADNAME, HA_BADVSN, HA_BADCONFIG, HA_CLOSED)
+# The join errors a primary may send in ha_reject.
+_REJECT_CODES = (error.ERR_HA_BADFXS, error.ERR_HA_BADTOKEN, error.ERR_HA_BADNAME,
+                 error.ERR_HA_BADVSN, error.ERR_HA_BADCONFIG, error.ERR_HA_CLOSED)
 
 LONG_ID = 250           # bytes: ConfD 8.2.5 cannot join with ids this long (see join())
 
@@ -74,18 +66,18 @@ def proof_secondary(token: bytes, nonce_p: bytes, nonce_s: bytes) -> bytes:
     return hmac.new(_key(token), SECONDARY_LABEL + nonce_p + nonce_s, hashlib.sha256).digest()
 
 
-def same_term(a, b) -> bool:
+def same_term(a: Term, b: Term) -> bool:
     """Exact term equality (W-25): ``5`` and ``5.0``, or an atom and a binary, differ."""
     kind = type(a)
     if kind is type(b) and (kind is bytes or kind is Atom):
-        return a == b  # the common node ids: equal exactly when their encodings are
+        return bool(a == b)  # the common node ids: equal exactly when their encodings are
     try:
-        return _protocol.encode(a) == _protocol.encode(b)
+        return _codec.encode(a) == _codec.encode(b)
     except (TypeError, ValueError, error.Error):
         return False
 
 
-def node_text(nodeid) -> str:
+def node_text(nodeid: Term) -> str:
     """A node-id term for logs and decisions."""
     if isinstance(nodeid, bytes):
         text = nodeid.decode("utf-8", "replace")
@@ -122,13 +114,13 @@ class JoinParams(NamedTuple):
         return "JoinParams(me=%r, pid=%r, label=%r)" % (self.me, self.pid, self.label)
 
 
-async def resolve(addr) -> Optional[str]:
+async def resolve(addr: Term) -> Optional[str]:
     """The IP text of a primary address term (W-22: strings are resolved as host names)."""
     try:
-        kind, text = _protocol.address_parts(addr)
+        kind, text = _address.address_parts(addr)
     except error.Error:
         return None
-    if kind != _protocol.AF_STRING:
+    if kind != _address.AF_STRING:
         return text
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(text, None, type=socket.SOCK_STREAM)
@@ -136,20 +128,20 @@ async def resolve(addr) -> Optional[str]:
         return None
     # IPv4 first, as the Python client tries IPv4 before IPv6 for literals.
     infos.sort(key=lambda info: info[0] != socket.AF_INET)
-    return infos[0][4][0] if infos else None
+    return str(infos[0][4][0]) if infos else None
 
 
-def _long(nodeid) -> bool:
+def _long(nodeid: Term) -> bool:
     return isinstance(nodeid, bytes) and len(nodeid) >= LONG_ID
 
 
-async def join(params: JoinParams, addr, policy: Policy):
+async def join(params: JoinParams, addr: Term, policy: Policy) -> Union[JoinOk, int]:
     """Join the node at ``addr``. Returns :class:`JoinOk` (the connection is then S's link
     to its primary, sending ticks already) or an error code."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + params.deadline
 
-    def remaining():
+    def remaining() -> float:
         return deadline - loop.time()
 
     try:
@@ -157,13 +149,13 @@ async def join(params: JoinParams, addr, policy: Policy):
     except asyncio.TimeoutError:
         ip = None
     if ip is None:
-        return HA_CONNECT
+        return error.ERR_HA_CONNECT
     ip = normalize_ip(ip)
     if policy.held(ip):
         # A partitioned peer (or any peer, from a frozen node) is unreachable: the connect
         # times out.
         await asyncio.sleep(max(remaining(), 0))
-        return HA_CONNECT
+        return error.ERR_HA_CONNECT
     local = None
     src = params.source_ip
     if src and not ipaddress.ip_address(src).is_unspecified and \
@@ -173,25 +165,26 @@ async def join(params: JoinParams, addr, policy: Policy):
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(ip, params.port, local_addr=local), max(remaining(), 0))
     except (OSError, asyncio.TimeoutError):
-        return HA_CONNECT
+        return error.ERR_HA_CONNECT
     if not policy.alive():  # the node stopped while connecting
         writer.transport.abort()
-        return HA_CONNECT
+        return error.ERR_HA_CONNECT
     conn = PeerConn(reader, writer, policy=policy, tick=params.tick,
                     max_frame=params.max_frame, label=params.label)
     conn.start_ticks()
     try:
+        result: Union[JoinOk, int]
         if _long(params.me):
             # ConfD 8.2.5 cannot send an own id of 250 bytes or more: the primary drops the
             # connection ("initial sync failed").
-            result = HA_CLOSED
+            result = error.ERR_HA_CLOSED
         elif _long(params.pid):
             # ... and with a primary id that long its token proof fails.
-            result = HA_BADTOKEN
+            result = error.ERR_HA_BADTOKEN
         else:
             result = await _join_steps(conn, params, remaining)
     except (PeerClosed, asyncio.TimeoutError):
-        result = HA_CLOSED
+        result = error.ERR_HA_CLOSED
     except BaseException:
         conn.close()
         raise
@@ -200,7 +193,8 @@ async def join(params: JoinParams, addr, policy: Policy):
     return result
 
 
-async def _join_steps(conn: PeerConn, p: JoinParams, remaining):
+async def _join_steps(conn: PeerConn, p: JoinParams,
+                      remaining: Callable[[], float]) -> Union[JoinOk, int]:
     nonce_s = secrets.token_bytes(NONCE_LEN)
     conn.send((HA_HELLO, PEER_VSN, p.ha_vsn, p.me, p.pid, nonce_s))
     term = await conn.recv(remaining())
@@ -209,14 +203,14 @@ async def _join_steps(conn: PeerConn, p: JoinParams, remaining):
         return code
     if not (is_tagged(term, HA_CHALLENGE, 4) and _is_nonce(term[2]) and isinstance(term[3], bytes)):
         log.warning("%s: unexpected reply to hello, closing", p.label)
-        return HA_CLOSED
+        return error.ERR_HA_CLOSED
     _, pname, nonce_p, proof_p = term
     if not hmac.compare_digest(proof_p, proof_primary(p.token, nonce_s, nonce_p)):
-        conn.send((HA_REJECT, HA_BADTOKEN))
-        return HA_BADTOKEN
+        conn.send((HA_REJECT, error.ERR_HA_BADTOKEN))
+        return error.ERR_HA_BADTOKEN
     if not same_term(pname, p.pid):
-        conn.send((HA_REJECT, HA_BADNAME))
-        return HA_BADNAME
+        conn.send((HA_REJECT, error.ERR_HA_BADNAME))
+        return error.ERR_HA_BADNAME
     conn.send((HA_AUTH, proof_secondary(p.token, nonce_p, nonce_s), p.fxs_fp, p.ha_config_fp,
                p.txid.encode("utf-8")))
     term = await conn.recv(remaining())
@@ -233,30 +227,42 @@ async def _join_steps(conn: PeerConn, p: JoinParams, remaining):
         if txid is not None:
             return JoinOk(conn, True, txid, term[3])
     log.warning("%s: unexpected reply to auth, closing", p.label)
-    return HA_CLOSED
+    return error.ERR_HA_CLOSED
 
 
 # ================================================================ join, listening side (P)
 
 
-class PrimaryView:
-    """What :func:`serve_join` asks its node (the node implements this)."""
+class PrimaryView(Protocol):
+    """What :func:`serve_join` asks its node."""
 
-    token: bytes = b""
-    name = None
-    ha_vsn: int = 0
-    fxs_fp: bytes = b""
-    ha_config_fp: bytes = b""
+    @property
+    def token(self) -> bytes:
+        """The node's token now (a secret: never logged)."""
+
+    @property
+    def name(self) -> Term:
+        """The node's own node-id term."""
+
+    @property
+    def ha_vsn(self) -> int:
+        """The HA version a joining node must have."""
+
+    @property
+    def fxs_fp(self) -> bytes:
+        """The schema fingerprint a joining node must have."""
+
+    @property
+    def ha_config_fp(self) -> bytes:
+        """The HA configuration fingerprint a joining node must have."""
 
     def serving(self) -> bool:
         """Still PRIMARY or RELAY (listening)."""
-        return False
 
-    async def admit(self, conn: PeerConn, nodeid, their_txid: str):
+    async def admit(self, conn: PeerConn, nodeid: Term, their_txid: str) -> Union[bool, int, None]:
         """Admit ``nodeid``: True once the node has listed it, sent it the ``ha_sync`` term
         and forwards transactions to ``conn``; an error code to reject it with (29: a
         duplicate id); None to drop it silently."""
-        raise NotImplementedError
 
 
 class Joined(NamedTuple):
@@ -264,14 +270,14 @@ class Joined(NamedTuple):
     by_copy: int
 
 
-async def serve_join(conn: PeerConn, view: PrimaryView, seconds: float):
+async def serve_join(conn: PeerConn, view: PrimaryView, seconds: float) -> Optional[Joined]:
     """The listening side; :class:`Joined` once the node admitted the joining node (it then
     owns the connection), else None (the connection is then closed; a rejected secondary
     produces only a log line)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
 
-    def remaining():
+    def remaining() -> float:
         return deadline - loop.time()
 
     try:
@@ -284,7 +290,8 @@ async def serve_join(conn: PeerConn, view: PrimaryView, seconds: float):
     return None
 
 
-async def _serve_steps(conn: PeerConn, view: PrimaryView, remaining):
+async def _serve_steps(conn: PeerConn, view: PrimaryView,
+                       remaining: Callable[[], float]) -> Optional[Joined]:
     term = await conn.recv(remaining())
     if not (is_tagged(term, HA_HELLO, 6) and is_int(term[1]) and is_int(term[2])
             and _is_nonce(term[5])):
@@ -297,7 +304,8 @@ async def _serve_steps(conn: PeerConn, view: PrimaryView, remaining):
         conn.close()
         return None
     if peer_vsn != PEER_VSN or ha_vsn != view.ha_vsn:
-        return _reject(conn, HA_BADVSN, "peer protocol %r / HA version %r" % (peer_vsn, ha_vsn))
+        _reject(conn, error.ERR_HA_BADVSN, "peer protocol %r / HA version %r" % (peer_vsn, ha_vsn))
+        return None
     token = view.token  # the token when this handshake started (B-02)
     nonce_p = secrets.token_bytes(NONCE_LEN)
     conn.send((HA_CHALLENGE, view.name, nonce_p, proof_primary(token, nonce_s, nonce_p)))
@@ -313,11 +321,14 @@ async def _serve_steps(conn: PeerConn, view: PrimaryView, remaining):
         return None
     _, proof_s, fxs_fp, cfg_fp, their_txid = term
     if not hmac.compare_digest(proof_s, proof_secondary(token, nonce_p, nonce_s)):
-        return _reject(conn, HA_BADTOKEN, "token mismatch")
+        _reject(conn, error.ERR_HA_BADTOKEN, "token mismatch")
+        return None
     if fxs_fp != view.fxs_fp:
-        return _reject(conn, HA_BADFXS, "schema fingerprint differs")
+        _reject(conn, error.ERR_HA_BADFXS, "schema fingerprint differs")
+        return None
     if cfg_fp != view.ha_config_fp:
-        return _reject(conn, HA_BADCONFIG, "HA configuration fingerprint differs")
+        _reject(conn, error.ERR_HA_BADCONFIG, "HA configuration fingerprint differs")
+        return None
     txid = _txid(their_txid)
     if txid is None or not view.serving():
         conn.close()
@@ -325,14 +336,15 @@ async def _serve_steps(conn: PeerConn, view: PrimaryView, remaining):
     admitted = await asyncio.wait_for(view.admit(conn, snodeid, txid), max(remaining(), 0.001))
     if admitted is not True:
         if is_int(admitted):
-            return _reject(conn, admitted, "not admitted")
+            _reject(conn, admitted, "not admitted")
+            return None
         conn.close()
         return None
     # From here on the node's downstream link reads the connection (``ha_synced`` included).
     return Joined(snodeid, 0)
 
 
-def _reject(conn: PeerConn, code: int, why: str):
+def _reject(conn: PeerConn, code: int, why: str) -> None:
     log.info("%s: join rejected with error %d: %s", conn.label, code, why)
     conn.send((HA_REJECT, code))
     conn.close()
@@ -342,17 +354,17 @@ def _reject(conn: PeerConn, code: int, why: str):
 # ================================================================ term shapes
 
 
-def _is_nonce(x) -> bool:
+def _is_nonce(x: Term) -> bool:
     return isinstance(x, bytes) and len(x) == NONCE_LEN
 
 
-def _reject_code(term) -> Optional[int]:
+def _reject_code(term: Term) -> Optional[int]:
     if is_tagged(term, Atom("ha_bye"), 2):
-        return HA_CLOSED  # the listener gave up on us
+        return error.ERR_HA_CLOSED  # the listener gave up on us
     if is_tagged(term, HA_REJECT, 2) and is_int(term[1]):
         code = term[1]
         # Unknown codes from a peer still fail the join, as "initial sync failed".
-        return code if code in _REJECT_CODES else HA_CLOSED
+        return code if code in _REJECT_CODES else error.ERR_HA_CLOSED
     return None
 
 

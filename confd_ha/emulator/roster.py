@@ -19,24 +19,25 @@ The roster is pure data: it only orders and answers; the caller emits the events
 
 from __future__ import annotations
 
-from typing import Iterator, List, NamedTuple, Optional
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
-from .. import _protocol, error
+from .. import _codec, error
+from .._terms import Term
 
 
-def term_key(nodeid) -> bytes:
+def term_key(nodeid: Term) -> bytes:
     """A hashable key with exact term equality (node ids are compared as terms, W-25)."""
     if isinstance(nodeid, bytes):
         return b"b" + nodeid
     try:
-        return b"t" + _protocol.encode(nodeid)
+        return b"t" + _codec.encode(nodeid)
     except (TypeError, ValueError, error.Error):  # not a term: equal only to itself
         return b"r" + repr(nodeid).encode("utf-8", "replace")
 
 
 class Entry(NamedTuple):
-    nodeid: object        # the node-id term as the node gave it
-    addr: object          # the address term reported for it
+    nodeid: Term          # the node-id term as the node gave it
+    addr: Term            # the address term reported for it
     parent: Optional[bytes]   # key of the node it is attached to; None: attached to us
 
 
@@ -56,42 +57,42 @@ class Roster:
         out, self._entries = self._entries, []
         return out
 
-    def find(self, nodeid) -> Optional[Entry]:
+    def find(self, nodeid: Term) -> Optional[Entry]:
         key = term_key(nodeid)
         for e in self._entries:
             if term_key(e.nodeid) == key:
                 return e
         return None
 
-    def __contains__(self, nodeid) -> bool:
+    def __contains__(self, nodeid: object) -> bool:
         return self.find(nodeid) is not None
 
     # ------------------------------------------------------------ changes
 
-    def add_direct(self, nodeid, addr) -> Entry:
+    def add_direct(self, nodeid: Term, addr: Term) -> Entry:
         entry = Entry(nodeid, addr, None)
         self._entries.insert(0, entry)
         return entry
 
-    def touch(self, child) -> None:
+    def touch(self, child: Term) -> None:
         """A report from direct secondary ``child``: move it to the front."""
         entry = self.find(child)
         if entry is not None:
             self._entries.remove(entry)
             self._entries.insert(0, entry)
 
-    def add_behind(self, nodeid, addr, parent) -> Entry:
+    def add_behind(self, nodeid: Term, addr: Term, parent: Term) -> Entry:
         entry = Entry(nodeid, addr, term_key(parent))
         self._entries.insert(0, entry)
         return entry
 
-    def remove_one(self, nodeid) -> Optional[Entry]:
+    def remove_one(self, nodeid: Term) -> Optional[Entry]:
         entry = self.find(nodeid)
         if entry is not None:
             self._entries.remove(entry)
         return entry
 
-    def remove_tree(self, nodeid) -> List[Entry]:
+    def remove_tree(self, nodeid: Term) -> List[Entry]:
         """Remove ``nodeid`` and every node behind it; returns them, ``nodeid`` first, the
         others in list order (empty if ``nodeid`` is not here)."""
         top = self.find(nodeid)
@@ -105,7 +106,7 @@ class Roster:
 
     # ------------------------------------------------------------ questions
 
-    def below(self, nodeid) -> List[Entry]:
+    def below(self, nodeid: Term) -> List[Entry]:
         """The nodes behind ``nodeid`` (at any depth), in list order."""
         key = term_key(nodeid)
         parents = {term_key(e.nodeid): e.parent for e in self._entries}
@@ -120,7 +121,7 @@ class Roster:
                 out.append(e)
         return out
 
-    def direct_of(self, nodeid) -> Optional[Entry]:
+    def direct_of(self, nodeid: Term) -> Optional[Entry]:
         """The direct secondary through which ``nodeid`` is reached (itself if direct)."""
         by_key = {term_key(e.nodeid): e for e in self._entries}
         entry = by_key.get(term_key(nodeid))
@@ -130,6 +131,6 @@ class Roster:
             seen += 1
         return entry if entry is not None and entry.parent is None else None
 
-    def listing(self) -> list:
+    def listing(self) -> List[Tuple[Term, Term]]:
         """``[(nodeid, addr), …]`` as the status reply lists them."""
         return [(e.nodeid, e.addr) for e in self._entries]

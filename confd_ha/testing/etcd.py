@@ -33,6 +33,8 @@ import uuid
 import weakref
 from typing import Any, List, Optional, Set, Tuple
 
+from .stop import stop_process
+
 __all__ = ["EtcdCluster", "EtcdNotFound", "TcpProxy", "find_etcd"]
 
 STOP_GRACE = 5.0
@@ -221,15 +223,7 @@ class EtcdCluster:
         proc = m.proc
         if proc is None:
             return
-        if proc.poll() is None:
-            if m.frozen:
-                proc.send_signal(signal.SIGCONT)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_process(proc, timeout, thaw=m.frozen)
         m.frozen = False
 
     def start(self, i: int, wait: bool = True, timeout: Optional[float] = None) -> None:

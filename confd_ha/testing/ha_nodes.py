@@ -3,7 +3,7 @@
 A :class:`Nodes` is a set of HA nodes that a :class:`~confd_ha.testing.agent_world.World`
 drives by index: where each listens, its HA state read **without an HA socket**, the node ids a
 primary lists as its secondaries, and the faults (kill -9, start, restart, partition).
-:class:`EmulatedNodes` are emulated nodes of this process (``confd_ha.emulator.runner``), read
+:class:`EmulatedNodes` are emulated nodes of this process (``confd_ha.testing.cluster``), read
 through their control endpoints. (The live variant's real ConfD nodes are in
 ``tests/agent/real_nodes.py``: they need the conformance suite's ``RealConfD`` target.)
 
@@ -90,8 +90,8 @@ class EmulatedNodes(Nodes):
 
     def __init__(self, k: int, *, tick_timeout: float = 0.5, names: Sequence[str] = NAMES
                  ) -> None:
-        from ..emulator.control import ControlClient
-        from ..emulator.runner import Cluster
+        from .cluster import Cluster
+        from .control import ControlClient
 
         super().__init__(names)
         self.cluster = Cluster(len(self.names), prefix="127.81.%d." % k, control=True,

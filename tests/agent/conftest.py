@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from confd_ha.testing.etcd import EtcdNotFound, find_etcd
+from confd_ha.testing.etcd import EtcdCluster, EtcdNotFound, find_etcd
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +19,11 @@ def etcd_binary() -> str:
         if os.environ.get("CI"):
             pytest.fail("%s (CI is set: etcd is required there)" % e)
         pytest.skip("%s (or set ETCD=/path/to/etcd)" % e)
+
+
+@pytest.fixture(scope="module")
+def etcd(request, etcd_binary):
+    """A 3-member etcd cluster for the test module, on ``<ETCD_PREFIX>1``..``3`` where
+    ``ETCD_PREFIX`` is the module's own (modules never share addresses)."""
+    with EtcdCluster(3, prefix=request.module.ETCD_PREFIX) as cluster:
+        yield cluster

@@ -37,12 +37,12 @@ else:
 from confd_ha.agent import core, ops  # noqa: E402
 from confd_ha.agent.etcd import EtcdClient  # noqa: E402
 from confd_ha.testing.agent_world import NAMES, World  # noqa: E402
-from confd_ha.testing.etcd import EtcdCluster  # noqa: E402
 
 CASES: Dict[str, Dict[str, Any]] = {
     "ttl3-defaults": dict(ttl=3, loop_wait=None, order_timeout=None, delay=0.0),
     "slow-etcd": dict(ttl=2, loop_wait=0.25, order_timeout=0.72, delay=0.15),
 }
+ETCD_PREFIX = "127.82.149."   # the etcd fixture's addresses (conftest.py)
 PLAN = [("switchover", 0), ("switchover", 1), ("failover", None), ("failover", 0),
         ("switchover", 1), ("failover", None), ("switchover", 0), ("failover", 1)]
 _k = itertools.count(150)
@@ -56,12 +56,6 @@ def slow_client(delay: float) -> type:
             await asyncio.sleep(delay)
             return await super()._call(*args, **kw)
     return SlowEtcd
-
-
-@pytest.fixture(scope="module")
-def etcd(etcd_binary):
-    with EtcdCluster(3, prefix="127.82.149.") as cluster:
-        yield cluster
 
 
 @pytest.fixture(params=sorted(CASES))

@@ -30,8 +30,8 @@ else:
 from confd_ha.agent import ops  # noqa: E402
 from confd_ha.agent.core import AgentError  # noqa: E402
 from confd_ha.testing.agent_world import NAMES, TOKEN, World  # noqa: E402
-from confd_ha.testing.etcd import EtcdCluster  # noqa: E402
 
+ETCD_PREFIX = "127.82.0."   # the etcd fixture's addresses (conftest.py)
 TTL = 2
 TICK = 0.5
 _k = itertools.count(1)
@@ -44,12 +44,6 @@ def emulator_only(reason_attr: str):
         fn.emulator_only = reason_attr
         return fn
     return mark
-
-
-@pytest.fixture(scope="module")
-def etcd(etcd_binary):
-    with EtcdCluster(3, prefix="127.82.0.") as cluster:
-        yield cluster
 
 
 @pytest.fixture(params=["emulator", "confd"])

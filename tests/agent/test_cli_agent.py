@@ -20,10 +20,12 @@ import time
 import pytest
 
 from confd_ha.testing.etcd import EtcdCluster
+from waiting import wait_until
 
 if not os.environ.get("CI"):
     pytest.importorskip("httpx", reason="the agent needs httpx: pip install 'confd-ha[agent]'")
 
+ETCD_PREFIX = "127.84.0."   # the etcd fixture's addresses (conftest.py)
 TOKEN = "cli-agent-t0ken-Zq9"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRIMARY, SECONDARY, NONE = 3, 2, 1
@@ -41,15 +43,9 @@ def env(token: str = TOKEN) -> dict:
     return e
 
 
-@pytest.fixture(scope="module")
-def etcd(etcd_binary):
-    with EtcdCluster(3, prefix="127.84.0.") as cluster:
-        yield cluster
-
-
 @pytest.fixture
 def nodes():
-    from confd_ha.emulator.runner import Cluster
+    from confd_ha.testing.cluster import Cluster
 
     with Cluster(3, prefix="127.84.1.", tick_timeout=0.5) as c:
         yield c
@@ -128,13 +124,11 @@ class Agents:
 
 
 def wait(what: str, cond, timeout: float = 20.0):
-    end = time.monotonic() + timeout
-    while True:
-        result = cond()
-        if result:
-            return result
-        assert time.monotonic() < end, "not within %s s: %s" % (timeout, what)
-        time.sleep(0.05)
+    """``wait_until`` that names what it waited for when it fails."""
+    try:
+        return wait_until(cond, timeout, interval=0.05)
+    except AssertionError:
+        raise AssertionError("not within %s s: %s" % (timeout, what)) from None
 
 
 def formed(view: dict, names=("n1", "n2", "n3")):

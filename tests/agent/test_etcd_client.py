@@ -18,7 +18,8 @@ import uuid
 
 import pytest
 
-from confd_ha.testing.etcd import EtcdCluster, TcpProxy
+from confd_ha.testing.etcd import TcpProxy
+from waiting import wait_until, wait_until_async
 
 if not os.environ.get("CI"):  # in CI the agent's dependencies must be installed
     pytest.importorskip("httpx", reason="the agent needs httpx: pip install 'confd-ha[agent]'")
@@ -28,6 +29,7 @@ from confd_ha.agent.etcd import (  # noqa: E402
 )
 
 PREFIX = "127.82.90."
+ETCD_PREFIX = PREFIX   # the etcd fixture's addresses (conftest.py)
 FAKE_HOST = "127.83.90.1"
 TIMEOUT = 1.0     # the clients' per-request deadline
 SLACK = 0.5       # what a failing request may take beyond its deadline (scheduling)
@@ -38,35 +40,18 @@ def run(coro, bound=BOUND):
     return asyncio.run(asyncio.wait_for(coro, bound))
 
 
-async def wait_until(predicate, bound=10.0, step=0.05):
-    """Waits until ``await predicate()`` is true (fails the test after ``bound`` s)."""
-    end = time.monotonic() + bound
-    while True:
-        if await predicate():
-            return
-        if time.monotonic() > end:
-            pytest.fail("condition not met within %s s" % bound)
-        await asyncio.sleep(step)
-
-
-@pytest.fixture(scope="module")
-def etcd(etcd_binary):
-    with EtcdCluster(3, prefix=PREFIX) as cluster:
-        yield cluster
-
-
 @pytest.fixture
-def cluster(etcd):
-    """The module's cluster, every member running, thawed and healthy before and after."""
+def etcd_cluster(etcd):
+    """The module's etcd cluster, every member running, thawed and healthy before and after."""
     def heal():
         for i in range(3):
             etcd.thaw(i)
             if not etcd.running(i):
                 etcd.start(i, wait=False)
-        end = time.monotonic() + 30
-        while not all(etcd.healthy(i) for i in range(3)):
-            assert time.monotonic() < end, "etcd did not heal: %s" % etcd.log(0)
-            time.sleep(0.05)
+        try:
+            wait_until(lambda: all(etcd.healthy(i) for i in range(3)), 30.0, 0.05)
+        except AssertionError:
+            raise AssertionError("etcd did not heal: %s" % etcd.log(0)) from None
     heal()
     yield etcd
     heal()
@@ -85,9 +70,9 @@ def client(endpoints, **kw):
 # ---------------------------------------------------------------- keys
 
 
-def test_put_get_prefix_delete(cluster, prefix):
+def test_put_get_prefix_delete(etcd_cluster, prefix):
     async def main():
-        async with client(cluster.endpoints) as c:
+        async with client(etcd_cluster.endpoints) as c:
             r1 = await c.put(prefix + "b", b"\x00\xffbinary")
             r2 = await c.put(prefix + "a/é", "unicode".encode())
             r3 = await c.put(prefix[:-1] + "x", b"outside the prefix")
@@ -109,9 +94,9 @@ def test_put_get_prefix_delete(cluster, prefix):
     run(main())
 
 
-def test_create_races_have_one_winner(cluster, prefix):
+def test_create_races_have_one_winner(etcd_cluster, prefix):
     async def main():
-        a, b = client(cluster.endpoints), client(cluster.endpoints[::-1])
+        a, b = client(etcd_cluster.endpoints), client(etcd_cluster.endpoints[::-1])
         try:
             for n in range(20):
                 key = prefix + "leader%d" % n
@@ -125,9 +110,9 @@ def test_create_races_have_one_winner(cluster, prefix):
     run(main())
 
 
-def test_replace_and_delete_if_need_the_current_revision(cluster, prefix):
+def test_replace_and_delete_if_need_the_current_revision(etcd_cluster, prefix):
     async def main():
-        async with client(cluster.endpoints) as c:
+        async with client(etcd_cluster.endpoints) as c:
             key = prefix + "k"
             assert await c.create(key, b"v1") is True
             r1 = (await c.get(key)).mod_revision
@@ -155,9 +140,9 @@ def test_replace_and_delete_if_need_the_current_revision(cluster, prefix):
 # ---------------------------------------------------------------- leases
 
 
-def test_lease_keepalive_then_expiry_deletes_the_key(cluster, prefix):
+def test_lease_keepalive_then_expiry_deletes_the_key(etcd_cluster, prefix):
     async def main():
-        async with client(cluster.endpoints) as c:
+        async with client(etcd_cluster.endpoints) as c:
             lease = await c.grant(2)
             assert lease.ttl == 2 and lease.id > 0
             key = prefix + "member"
@@ -172,7 +157,7 @@ def test_lease_keepalive_then_expiry_deletes_the_key(cluster, prefix):
 
             async def gone():
                 return await c.get(key) is None
-            await wait_until(gone, bound=10)
+            await wait_until_async(gone, timeout=10.0, interval=0.05)
             assert time.monotonic() - stopped > 1.0  # it lived out (most of) its TTL
             with pytest.raises(EtcdError) as exc:
                 await c.keepalive(lease.id)
@@ -183,9 +168,9 @@ def test_lease_keepalive_then_expiry_deletes_the_key(cluster, prefix):
     run(main())
 
 
-def test_revoke_deletes_leased_keys_at_once(cluster, prefix):
+def test_revoke_deletes_leased_keys_at_once(etcd_cluster, prefix):
     async def main():
-        async with client(cluster.endpoints) as c:
+        async with client(etcd_cluster.endpoints) as c:
             lease = await c.grant(60)
             await c.put(prefix + "a", b"1", lease.id)
             await c.put(prefix + "b", b"2", lease.id)
@@ -212,9 +197,9 @@ async def collect(c, prefix, start, want, got):
             return
 
 
-def test_watch_sees_puts_and_deletes_in_order(cluster, prefix):
+def test_watch_sees_puts_and_deletes_in_order(etcd_cluster, prefix):
     async def main():
-        async with client(cluster.endpoints) as c:
+        async with client(etcd_cluster.endpoints) as c:
             rev, _ = await c.get_prefix(prefix)
             got = []
             watch = asyncio.ensure_future(collect(c, prefix, rev + 1, 6, got))
@@ -241,17 +226,17 @@ def test_watch_sees_puts_and_deletes_in_order(cluster, prefix):
             async def seen():  # write until the watch (from 'now') has started and sees it
                 await c.put(prefix + "z", b"new")
                 return bool(later)
-            await wait_until(seen, step=0.1)
+            await wait_until_async(seen, timeout=10.0, interval=0.1)
             await asyncio.wait_for(watch, 10)
             assert summary(later)[:1] == [("PUT", prefix + "z", b"new")]
             assert later[0].kv.mod_revision > before  # no history
     run(main())
 
 
-def test_watch_resumes_after_its_member_is_stopped(cluster, prefix):
+def test_watch_resumes_after_its_member_is_stopped(etcd_cluster, prefix):
     async def main():
         # The watch opens on member 0 (first, healthy); the writer uses the other two.
-        async with client(cluster.endpoints) as w, client(cluster.endpoints[1:]) as c:
+        async with client(etcd_cluster.endpoints) as w, client(etcd_cluster.endpoints[1:]) as c:
             rev, _ = await c.get_prefix(prefix)
             got = []
             watch = asyncio.ensure_future(collect(w, prefix, rev + 1, 10, got))
@@ -260,9 +245,9 @@ def test_watch_resumes_after_its_member_is_stopped(cluster, prefix):
 
             async def five():
                 return len(got) >= 5
-            await wait_until(five)
+            await wait_until_async(five, timeout=10.0, interval=0.05)
             t0 = time.monotonic()
-            cluster.stop(0)
+            etcd_cluster.stop(0)
             for n in range(5, 10):
                 await c.put(prefix + "k%d" % n, b"%d" % n)
             await asyncio.wait_for(watch, 10)
@@ -271,11 +256,11 @@ def test_watch_resumes_after_its_member_is_stopped(cluster, prefix):
     run(main())
 
 
-def test_watch_moves_off_a_frozen_member(cluster, prefix):
+def test_watch_moves_off_a_frozen_member(etcd_cluster, prefix):
     """A frozen member keeps the stream open but sends nothing: the check of a quiet stream
     (a read through the same member) fails and the watch moves on, from where it was."""
     async def main():
-        async with client(cluster.endpoints) as w, client(cluster.endpoints[1:]) as c:
+        async with client(etcd_cluster.endpoints) as w, client(etcd_cluster.endpoints[1:]) as c:
             rev, _ = await c.get_prefix(prefix)
             got = []
 
@@ -289,8 +274,8 @@ def test_watch_moves_off_a_frozen_member(cluster, prefix):
 
             async def first():
                 return len(got) >= 1
-            await wait_until(first)
-            cluster.freeze(0)
+            await wait_until_async(first, timeout=10.0, interval=0.05)
+            etcd_cluster.freeze(0)
             t0 = time.monotonic()
             for n in range(2, 5):
                 await c.put(prefix + "a", b"%d" % n)
@@ -304,13 +289,13 @@ CANCEL_TRIALS = 60
 CANCEL_BOUND = 1.0   # a cancelled iteration ends in milliseconds; this is scheduling slack
 
 
-def test_cancelling_a_task_that_iterates_a_watch_ends_it(cluster, prefix):
+def test_cancelling_a_task_that_iterates_a_watch_ends_it(etcd_cluster, prefix):
     """One ``cancel()`` ends a task iterating ``watch_prefix``, whatever the watch is awaiting
     at that moment: events arrive all the time and a quiet-stream check (a read) runs every
     few milliseconds. (``asyncio.wait_for`` before Python 3.12 lost a cancellation that came
     as the awaited read finished: about a third of these tasks went on iterating.)"""
     async def main():
-        async with client(cluster.endpoints) as writer, client(cluster.endpoints) as c:
+        async with client(etcd_cluster.endpoints) as writer, client(etcd_cluster.endpoints) as c:
             stop = asyncio.Event()
 
             async def write():
@@ -352,15 +337,15 @@ def test_cancelling_a_task_that_iterates_a_watch_ends_it(cluster, prefix):
     run(main(), bound=120)
 
 
-def test_watch_from_a_compacted_revision_raises(cluster, prefix):
+def test_watch_from_a_compacted_revision_raises(etcd_cluster, prefix):
     import httpx
 
     async def main():
-        async with client(cluster.endpoints) as c:
+        async with client(etcd_cluster.endpoints) as c:
             first = await c.put(prefix + "a", b"1")
             last = await c.put(prefix + "a", b"2")
             async with httpx.AsyncClient(trust_env=False) as h:
-                r = await h.post(cluster.endpoints[0] + "/v3/kv/compaction",
+                r = await h.post(etcd_cluster.endpoints[0] + "/v3/kv/compaction",
                                  json={"revision": str(last), "physical": True})
                 assert r.status_code == 200, r.text
             with pytest.raises(EtcdError) as exc:
@@ -373,8 +358,8 @@ def test_watch_from_a_compacted_revision_raises(cluster, prefix):
 # ---------------------------------------------------------------- failures
 
 
-def test_cut_proxy_fails_within_the_deadline_and_restore_heals(cluster, prefix):
-    with TcpProxy(*cluster.address(0), listen_host="127.83.90.2") as proxy:
+def test_cut_proxy_fails_within_the_deadline_and_restore_heals(etcd_cluster, prefix):
+    with TcpProxy(*etcd_cluster.address(0), listen_host="127.83.90.2") as proxy:
         async def main():
             async with client([proxy.address]) as c:
                 await c.put(prefix + "k", b"1")
@@ -384,7 +369,7 @@ def test_cut_proxy_fails_within_the_deadline_and_restore_heals(cluster, prefix):
 
                 async def first():
                     return len(got) >= 1
-                await wait_until(first)
+                await wait_until_async(first, timeout=10.0, interval=0.05)
                 proxy.cut()
                 for op in (c.put(prefix + "k", b"2"), c.get(prefix + "k"), c.grant(5)):
                     t0 = time.monotonic()
@@ -402,11 +387,11 @@ def test_cut_proxy_fails_within_the_deadline_and_restore_heals(cluster, prefix):
         run(main())
 
 
-def test_one_member_stopped_still_works(cluster, prefix):
-    cluster.stop(0)  # the member a fresh client tries first
+def test_one_member_stopped_still_works(etcd_cluster, prefix):
+    etcd_cluster.stop(0)  # the member a fresh client tries first
 
     async def main():
-        async with client(cluster.endpoints) as c:
+        async with client(etcd_cluster.endpoints) as c:
             t0 = time.monotonic()
             await c.put(prefix + "k", b"1")
             assert time.monotonic() - t0 < TIMEOUT
@@ -418,13 +403,13 @@ def test_one_member_stopped_still_works(cluster, prefix):
     run(main())
 
 
-def test_two_members_frozen_requests_fail_within_the_deadline(cluster, prefix):
+def test_two_members_frozen_requests_fail_within_the_deadline(etcd_cluster, prefix):
     async def main():
-        async with client(cluster.endpoints) as c:
+        async with client(etcd_cluster.endpoints) as c:
             await c.put(prefix + "k", b"1")
             lease = await c.grant(30)
-            cluster.freeze(1)
-            cluster.freeze(2)
+            etcd_cluster.freeze(1)
+            etcd_cluster.freeze(2)
             try:
                 for op in (c.put(prefix + "k", b"2"), c.get(prefix + "k"),
                            c.keepalive(lease.id), c.create(prefix + "new", b"x"), c.grant(5)):
@@ -435,15 +420,15 @@ def test_two_members_frozen_requests_fail_within_the_deadline(cluster, prefix):
                     print("quorum lost: failed after %.3f s" % took)
                     assert exc.value.unavailable and TIMEOUT * 0.9 < took < TIMEOUT + SLACK
             finally:
-                cluster.thaw(1)
-                cluster.thaw(2)
+                etcd_cluster.thaw(1)
+                etcd_cluster.thaw(2)
 
             async def back():
                 try:
                     return (await c.get(prefix + "k")) is not None
                 except EtcdError:
                     return False
-            await wait_until(back, bound=20)
+            await wait_until_async(back, timeout=20.0, interval=0.05)
     run(main())
 
 
@@ -609,12 +594,12 @@ def test_a_watch_on_a_bad_endpoint_keeps_trying_quietly():
 
 
 @pytest.mark.parametrize("kind", ["not JSON", "no answer", "closes at once"])
-def test_a_bad_endpoint_is_skipped(cluster, prefix, kind):
+def test_a_bad_endpoint_is_skipped(etcd_cluster, prefix, kind):
     server = FakeServer(None)
     server.answer = BAD_ANSWERS[kind] or silent(server.stopping)
     try:
         async def main():
-            async with client([server.url, cluster.endpoints[1]]) as c:
+            async with client([server.url, etcd_cluster.endpoints[1]]) as c:
                 t0 = time.monotonic()
                 await c.put(prefix + "k", b"v")
                 assert time.monotonic() - t0 < TIMEOUT
@@ -624,12 +609,12 @@ def test_a_bad_endpoint_is_skipped(cluster, prefix, kind):
         server.close()
 
 
-def test_a_write_applied_without_an_answer_is_recognised(cluster, prefix):
+def test_a_write_applied_without_an_answer_is_recognised(etcd_cluster, prefix):
     """The first endpoint passes the request to etcd and closes without answering; the retry on
     the next endpoint fails its compare because of that write, which is recognised as ours."""
     import urllib.request
 
-    target = cluster.endpoints[0]
+    target = etcd_cluster.endpoints[0]
 
     def apply_then_drop(path, body):
         req = urllib.request.Request(target + path, data=body, method="POST")
@@ -640,9 +625,9 @@ def test_a_write_applied_without_an_answer_is_recognised(cluster, prefix):
     server = FakeServer(apply_then_drop)
     try:
         async def main():
-            async with client([cluster.endpoints[1]]) as plain:
+            async with client([etcd_cluster.endpoints[1]]) as plain:
                 lease = await plain.grant(30)
-                async with client([server.url, cluster.endpoints[1]]) as c:
+                async with client([server.url, etcd_cluster.endpoints[1]]) as c:
                     key = prefix + "leader"
                     assert await c.create(key, b"me", lease.id) is True
                     c._preferred = 0  # the dropping endpoint first again
@@ -679,12 +664,12 @@ def test_client_arguments_are_checked():
         Compare("k", "NOPE", 1)
 
 
-def test_cluster_control_and_proxy_basics(cluster):
-    pids = [cluster.pid(i) for i in range(3)]
+def test_cluster_control_and_proxy_basics(etcd_cluster):
+    pids = [etcd_cluster.pid(i) for i in range(3)]
     assert all(pids) and len(set(pids)) == 3
-    assert [e.split("//")[1].split(":")[0] for e in cluster.endpoints] == [
+    assert [e.split("//")[1].split(":")[0] for e in etcd_cluster.endpoints] == [
         PREFIX + "1", PREFIX + "2", PREFIX + "3"]
-    print("etcd cluster started in %.3f s" % cluster.started_in)
+    print("etcd cluster started in %.3f s" % etcd_cluster.started_in)
     with TcpProxy("127.83.90.9", 9, listen_host="127.83.90.3") as proxy:  # nothing there
         proxy.cut()
         with pytest.raises(OSError):
@@ -693,10 +678,10 @@ def test_cluster_control_and_proxy_basics(cluster):
         socket.create_connection(("127.83.90.3", proxy.port), timeout=1).close()
 
 
-def test_proxy_forwards_small_writes_at_once(cluster):
+def test_proxy_forwards_small_writes_at_once(etcd_cluster):
     """Both sockets of a proxied connection have TCP_NODELAY: a request written in two parts
     (headers, then body) is not held for a delayed ACK (~40 ms per request without it)."""
-    host, port = cluster.address(0)
+    host, port = etcd_cluster.address(0)
     with TcpProxy(host, port, listen_host="127.83.90.4") as proxy:
         with socket.create_connection(("127.83.90.4", proxy.port), timeout=5) as s:
             body = b'{"key": "Lw=="}'

@@ -11,7 +11,7 @@ import socket
 import time
 from typing import Optional
 
-from confd_ha import _protocol
+from confd_ha import _codec, _protocol
 
 from . import render
 from .targets import IPC_PORT, TOKEN
@@ -83,7 +83,7 @@ class RawIpc:
             self.log("%s recv-frame -> %d bytes announced, %s" % (label, size, body))
             return
         try:
-            text = render.term(_protocol.decode(body))
+            text = render.term(_codec.decode(body))
         except Exception:
             text = "undecodable " + render.hexbytes(body)
         self.log("%s recv-frame -> %s" % (label, text))
@@ -120,7 +120,7 @@ class RawIpc:
         """Send one framed term (encoded by the client's codec), written as the term, or as
         ``shown`` (for terms holding a node's address, which differs between runs)."""
         try:
-            self.raws[label].sendall(_protocol.encode_frame(term))
+            self.raws[label].sendall(_codec.encode_frame(term))
             self.log("%s send-term %s" % (label, shown or render.term(term)))
         except OSError as exc:
             self.log("%s send-term -> %s" % (label, type(exc).__name__))

@@ -111,7 +111,7 @@ def hexbytes(data: bytes) -> str:
 
 
 def term(value) -> str:
-    """An Erlang term decoded by ``confd_ha._protocol.decode``, in Erlang syntax."""
+    """An Erlang term decoded by ``confd_ha._codec.decode``, in Erlang syntax."""
     from confd_ha._terms import Atom
 
     if isinstance(value, Atom):

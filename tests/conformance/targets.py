@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
-from confd_ha.emulator.process import EmulatorProcess
+from confd_ha.testing.process import EmulatorProcess
 
 IPC_PORT = 4565
 HA_PORT = 4569

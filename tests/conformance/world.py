@@ -202,13 +202,9 @@ class World(RawIpc):
                   label: Optional[str] = None) -> str:
         label = label or node
         mask = ev.NOTIF_HA_INFO | (ev.NOTIF_HA_INFO_SYNC if sync else 0)
-        sock = socket.socket()
-        sock.settimeout(self.call_timeout)
-        try:
-            ev.notifications_connect(sock, mask, self.ip(node), IPC_PORT)
-        except Exception as exc:
-            sock.close()
-            self.log("%s subscribe%s -> %s" % (label, " sync" if sync else "", render.exception(exc)))
+        what = "%s subscribe%s" % (label, " sync" if sync else "")
+        sock = self._open(what, ev.notifications_connect, mask, self.ip(node), IPC_PORT)
+        if sock is None:
             return label
         sock.settimeout(None)
         self.subs[label] = _Subscriber(label, sock, sync, auto_ack)
@@ -290,13 +286,8 @@ class World(RawIpc):
     def connect(self, node: str, token: str = TOKEN, label: Optional[str] = None) -> str:
         """A new HA control socket to ``node`` (it replaces any earlier one on the daemon)."""
         label = label or node
-        sock = socket.socket()
-        sock.settimeout(self.call_timeout)
-        try:
-            ha.connect(sock, token, self.ip(node), IPC_PORT)
-        except Exception as exc:
-            sock.close()
-            self.log("%s connect -> %s" % (label, render.exception(exc)))
+        sock = self._open("%s connect" % label, ha.connect, token, self.ip(node), IPC_PORT)
+        if sock is None:
             self.settle()
             return label
         old = self.socks.get(label)
@@ -307,6 +298,19 @@ class World(RawIpc):
         self.log("%s connect" % label)
         self.settle()
         return label
+
+    def _open(self, what: str, connect, *args) -> Optional[socket.socket]:
+        """A new socket connected by ``connect(sock, *args)``; None (and ``what`` logged with
+        the failure) when that fails."""
+        sock = socket.socket()
+        sock.settimeout(self.call_timeout)
+        try:
+            connect(sock, *args)
+        except Exception as exc:
+            sock.close()
+            self.log("%s -> %s" % (what, render.exception(exc)))
+            return None
+        return sock
 
     def _sock(self, who: str) -> tuple:
         label = self.current.get(who, who)

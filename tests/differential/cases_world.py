@@ -6,7 +6,8 @@ connect, closed, daemon killed)."""
 from __future__ import annotations
 
 import socket
-import time
+
+from waiting import wait_readable
 
 from .catalogue import Case
 from .worlds import CLOSED_IP, IPC_PORT, NODES, OTHER_TOKEN, TOKEN
@@ -155,7 +156,7 @@ def _replaced(ctx, side):
     out.append(["second connect", step[1]])
     # The daemon closes the replaced socket on its own time (connect() gets no reply);
     # ConfD does it at once, the emulator a few milliseconds later.
-    time.sleep(0.3)
+    wait_readable(s1)
     out.append(side.run("status(first)", side.ha.status, s1, unblock=s1))
     out.append(side.run("status(first) again", side.ha.status, s1, unblock=s1))
     out.append(side.run("beprimary(first)", side.ha.beprimary, s1, "n1", unblock=s1))

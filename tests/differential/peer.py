@@ -13,11 +13,13 @@ closes the connection, and :func:`then_close` sends its bytes and closes. The by
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
 
 import refcodec
+from net_helpers import accept_until, recv_exact, recv_payload
 
 A = refcodec.Atom
 PEER_IP = "127.78.0.100"
@@ -54,22 +56,6 @@ def addr_v6(text: str):
     return tuple(struct.unpack(">8H", raw))
 
 
-def _recv_exact(conn: socket.socket, n: int, record: bytearray) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            raise EOFError
-        record += chunk
-        buf += chunk
-    return buf
-
-
-def _recv_frame(conn: socket.socket, record: bytearray) -> bytes:
-    (size,) = struct.unpack(">I", _recv_exact(conn, 4, record))
-    return _recv_exact(conn, size, record)
-
-
 def split_frames(data: bytes) -> list:
     """The frames of a byte stream after the 9-byte hello (a cut frame as it is)."""
     out, i = [], 9
@@ -97,29 +83,27 @@ class ScriptedPeer:
         self._thread.start()
 
     def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            record = bytearray()
-            t = threading.Thread(target=self._serve, args=(conn, record), daemon=True,
-                                 name="differential-peer-conn")
-            self.conns.append((conn, t, record))
-            t.start()
+        accept_until(self.sock, None, self._accepted)     # until close() shuts it down
+
+    def _accepted(self, conn: socket.socket, _peer) -> None:
+        record = bytearray()
+        t = threading.Thread(target=self._serve, args=(conn, record), daemon=True,
+                             name="differential-peer-conn")
+        self.conns.append((conn, t, record))
+        t.start()
 
     def _serve(self, conn: socket.socket, record: bytearray) -> None:
         conn.settimeout(STEP_TIMEOUT)
         try:
-            hello = _recv_exact(conn, 9, record)
+            hello = recv_exact(conn, 9, record)
             conn.sendall(HELLO_ACCEPTED)
             ctype = hello[0] & 0x3F
-            _recv_frame(conn, record)       # the token, or the subscription
+            recv_payload(conn, record)       # the token, or the subscription
             if ctype == CT_EVENT:
                 conn.sendall(OK)
             for entry in self.script:
                 if ctype == CT_HA:
-                    _recv_frame(conn, record)
+                    recv_payload(conn, record)
                 if entry is None:
                     break
                 if entry is RESET:
@@ -146,16 +130,12 @@ class ScriptedPeer:
         return bytes(record)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)   # wakes the accept() (close alone does not)
-        except OSError:
-            pass
         self.sock.close()
         for c, _, _ in self.conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._thread.join(5)
 
     def __enter__(self) -> "ScriptedPeer":

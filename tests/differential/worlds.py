@@ -46,7 +46,7 @@ class EmulatorLauncher:
     kind = "emulator"
 
     def __init__(self):
-        from confd_ha.emulator.process import EmulatorProcess
+        from confd_ha.testing.process import EmulatorProcess
 
         self._cls = EmulatorProcess
         self.workdir = tempfile.mkdtemp(prefix="confd-ha-differential-")

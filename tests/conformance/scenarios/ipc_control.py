@@ -9,7 +9,7 @@ the hello reply and never have an order outstanding meanwhile.
 
 import zlib
 
-from confd_ha import _protocol
+from confd_ha import _codec, _protocol
 from confd_ha._terms import Atom
 
 from . import scenario
@@ -134,17 +134,17 @@ def ipc_control_loose_terms(w):
     _ask(w, "c", (5, 1))
     _ask(w, "c", (1, Atom("a")))
     _ask(w, "c", (1, []))
-    body = _protocol.encode(STATUS)
+    body = _codec.encode(STATUS)
     for payload, what in (
             (body + b"junk", "{4} + 'junk'"),
-            (_protocol.encode((3,)) + _protocol.encode((1, b"n1")), "{3} + {1,<<'n1'>>}"),
+            (_codec.encode((3,)) + _codec.encode((1, b"n1")), "{3} + {1,<<'n1'>>}"),
             (b"\x83\x50" + (len(body) - 1).to_bytes(4, "big") + zlib.compress(body[1:]),
              "compressed {4}"),
             (b"\x83\x68\x01\x62\x00\x00\x00\x04", "{4} (INTEGER_EXT)"),
             (b"\x83\x68\x01\x6e\x01\x00\x04", "{4} (SMALL_BIG_EXT)"),
-            (_protocol.encode((4.0,)), "{4.0}"),
+            (_codec.encode((4.0,)), "{4.0}"),
             (b"\x83\x6b\x00\x01\x04", "\"\\x04\" (STRING_EXT)"),
-            (_protocol.encode([4]), "[4]")):
+            (_codec.encode([4]), "[4]")):
         _frame_bytes(w, "c", payload, what)
         w.recv_frame("c", 2.0)
     _ask(w, "c", STATUS)
@@ -160,7 +160,7 @@ def ipc_control_bad_frames(w):
     deep = b"\x83" + b"\x68\x01" * 100000 + b"\x61\x04"
     for payload, what in ((b"junk", "'junk'"), (b"\x83", "83"), (b"", "(empty)"),
                           (b"\x83\x68\x01", "83 68 01"),
-                          (_protocol.encode(STATUS)[1:], "68 01 61 04"),
+                          (_codec.encode(STATUS)[1:], "68 01 61 04"),
                           (deep, "{{{...{4}...}}} 100000 deep")):
         _frame_bytes(w, "c", payload, what)
         w.recv_frame("c", 2.0)

@@ -63,18 +63,11 @@ def ipc_hello_not_a_hello(w):
     """Bytes that are not a hello: an HTTP request is read as a type-7 hello of protocol
     0x4554 (status 1, then a reset for the unread rest); unknown client types are dropped
     after their first byte (a reset when more was sent, a plain close when not)."""
-    w.raw("n1", "http")
-    w.send("http", b"GET / HTTP/1.0\r\n\r\n")
-    w.recv("http", 64, 1.0)
-    w.raw("n1", "ff")
-    w.send("ff", b"\xff" * 9)
-    w.recv("ff", 64, 1.0)
-    w.raw("n1", "zeros")
-    w.send("zeros", b"\x00" * 9)
-    w.recv("zeros", 64, 1.0)
-    w.raw("n1", "one_byte")
-    w.send("one_byte", b"\x12")
-    w.recv("one_byte", 64, 1.0)
+    for label, data in (("http", b"GET / HTTP/1.0\r\n\r\n"), ("ff", b"\xff" * 9),
+                        ("zeros", b"\x00" * 9), ("one_byte", b"\x12")):
+        w.raw("n1", label)
+        w.send(label, data)
+        w.recv(label, 64, 1.0)
 
 
 @scenario(nodes=1)

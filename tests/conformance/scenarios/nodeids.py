@@ -1,71 +1,10 @@
-"""Node ids that are empty, long, not UTF-8, or not binaries."""
+"""Node ids given as ``confd_ha.Value``s: bytes that are not UTF-8, and integers (the other
+node-id scenarios are scripts, in nodeids.scn)."""
 
 import confd_ha as ha
 
 from . import scenario
 from ._setup import primary, statuses, subscribe_all
-
-
-@scenario(nodes=2)
-def nodeid_empty(w):
-    """An empty secondary id, then an empty primary id."""
-    subscribe_all(w)
-    w.beprimary("n1", "n1")
-    w.besecondary("n2", "", "n1", "n1")
-    statuses(w)
-    w.benone("n2")
-    w.beprimary("n1", "")
-    w.benone("n1")
-    w.beprimary("n1", "")
-    w.besecondary("n2", "n2", "", "n1")
-    w.besecondary("n2", "", "", "n1")
-    statuses(w)
-
-
-@scenario(nodes=2)
-def nodeid_long_249(w):
-    """Ids of 249 bytes, the longest that join."""
-    subscribe_all(w)
-    w.beprimary("n1", "p" * 249)
-    w.besecondary("n2", "s" * 249, "p" * 249, "n1")
-    statuses(w)
-
-
-@scenario(nodes=2)
-def nodeid_long_primary_250(w):
-    """A primary id of 250 bytes: joins to it fail."""
-    subscribe_all(w)
-    w.beprimary("n1", "p" * 250)
-    w.besecondary("n2", "n2", "p" * 250, "n1")
-    w.besecondary("n2", "n2", "p" * 250, "n1", wait=False)
-    statuses(w)
-
-
-@scenario(nodes=2)
-def nodeid_long_secondary_250(w):
-    """A secondary id of 250 bytes: its join fails."""
-    subscribe_all(w)
-    primary(w)
-    w.besecondary("n2", "s" * 250, "n1", "n1")
-    statuses(w)
-
-
-@scenario(nodes=2)
-def nodeid_very_long(w):
-    """Ids of 4000 bytes."""
-    subscribe_all(w)
-    w.beprimary("n1", "p" * 4000)
-    w.besecondary("n2", "s" * 4000, "p" * 4000, "n1")
-    statuses(w)
-
-
-@scenario(nodes=2)
-def nodeid_utf8(w):
-    """Non-ASCII ids."""
-    subscribe_all(w)
-    w.beprimary("n1", "prim\u00e4r-\u4e3b")
-    w.besecondary("n2", "sek\u00fcnd\u00e4r", "prim\u00e4r-\u4e3b", "n1")
-    statuses(w)
 
 
 @scenario(nodes=2)

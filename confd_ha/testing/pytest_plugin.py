@@ -11,7 +11,7 @@ nodes, sockets, threads, child processes, data directories (under ``tmp_path``).
 the fixture in a ``conftest.py`` (e.g. one prefix per xdist worker). ``ha_cluster(...,
 prefix=...)`` also takes one per cluster.
 
-``ha_node`` -- one started in-process node (:class:`confd_ha.emulator.runner.SyncNode`) on
+``ha_node`` -- one started in-process node (:class:`confd_ha.testing.node.SyncNode`) on
 PREFIX1 (127.0.0.1), free IPC port, a reserved free HA port, tick timeout 1 s::
 
     def test_status(ha_node):
@@ -25,7 +25,7 @@ other (B-12).
 ``data_dir=True`` puts the datastore in ``tmp_path/<name>``.
 
 ``ha_cluster`` -- ``make(n=3, *, tick_timeout=1.0, data_dirs=None, base=1, prefix=None,
-control=False, **NodeConfig fields) -> Cluster`` (:class:`confd_ha.emulator.runner.Cluster`):
+control=False, **NodeConfig fields) -> Cluster`` (:class:`confd_ha.testing.cluster.Cluster`):
 started nodes on PREFIX+base … PREFIX+(base+n-1) (prefix: the call's, else
 ``ha_address_prefix``) with one HA port; ``data_dirs=True`` gives each node a directory
 under ``tmp_path``. ``cluster.form(token)`` makes node 0 primary and the others its
@@ -37,7 +37,7 @@ secondaries through the real client::
         c[0].kill()
         c[1].wait_state(ha.STATE_NONE)
 
-``ha_emulator`` -- the :class:`~confd_ha.emulator.runner.EmulatorThread` the fixtures above
+``ha_emulator`` -- the :class:`~confd_ha.testing.loop.EmulatorThread` the fixtures above
 share (one loop thread per test).
 
 ``ha_node_process_factory`` -- ``make(*extra_args, address=None, tick_timeout=1.0,
@@ -52,12 +52,19 @@ printed its ready line; it has ``ipc_address``, ``ipc_port``, ``ha_address``, ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Union, cast
 
 import pytest
 
 if TYPE_CHECKING:
-    from confd_ha.emulator.runner import PortReservation
+    from .cluster import Cluster
+    from .loop import EmulatorThread
+    from .node import SyncNode
+    from .ports import PortReservation
+    from .process import EmulatorProcess
+
+DataDir = Union[None, bool, str, Path]
 
 DEFAULT_TICK = 1.0
 DEFAULT_PREFIX = "127.0.0."
@@ -65,7 +72,7 @@ PREFIX_INI = "confd_ha_address_prefix"
 _ADDRESS_BLOCK = 8      # addresses on which a factory reserves its HA port up front
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(PREFIX_INI, "address prefix of the confd-ha fixtures' emulated nodes: "
                   "node i listens on PREFIX + i (default %s)" % DEFAULT_PREFIX,
                   default=DEFAULT_PREFIX)
@@ -87,7 +94,7 @@ def check_prefix(prefix: str) -> str:
 class _Addresses:
     """PREFIX1, PREFIX2, … in order of use, with one HA port reserved on all of them (B-12)."""
 
-    def __init__(self, prefix: str = DEFAULT_PREFIX):
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = check_prefix(prefix)
         self.count = 0
         self.reservation: Optional[PortReservation] = None
@@ -99,7 +106,7 @@ class _Addresses:
         return "%s%d" % (self.prefix, self.count)
 
     def ha_port(self, address: str) -> int:
-        from confd_ha.emulator.runner import PortReservation, loopback_addresses
+        from .ports import PortReservation, loopback_addresses
 
         if self.reservation is None:
             self.reservation = PortReservation(loopback_addresses(_ADDRESS_BLOCK,
@@ -113,39 +120,47 @@ class _Addresses:
 
 
 class _NodeFactory:
-    def __init__(self, emulator, tmp_path, prefix: str = DEFAULT_PREFIX):
-        self.emulator = emulator
-        self.tmp_path = tmp_path
-        self.addresses = _Addresses(prefix)
-        emulator.add_cleanup(self.addresses.close)
+    """Nodes on PREFIX1, PREFIX2, … in order of creation: a :class:`Cluster` on the test's
+    emulator thread, its HA port reserved on the first addresses and on every node's."""
 
-    def __call__(self, name=None, *, address=None, tick_timeout=DEFAULT_TICK, data_dir=None,
-                 start=True, control=False, **config):
+    def __init__(self, emulator: "EmulatorThread", tmp_path: Path,
+                 prefix: str = DEFAULT_PREFIX) -> None:
+        from .cluster import Cluster
+
+        self.tmp_path = tmp_path
+        self.prefix = check_prefix(prefix)
+        self.count = 0
+        self.cluster = Cluster(0, reserve=_ADDRESS_BLOCK, prefix=self.prefix,
+                               tick_timeout=DEFAULT_TICK, emulator=emulator)
+        emulator.add_cleanup(self.cluster.stop)
+
+    def __call__(self, name: Optional[str] = None, *, address: Optional[str] = None,
+                 tick_timeout: float = DEFAULT_TICK, data_dir: DataDir = None,
+                 start: bool = True, control: bool = False, **config: Any) -> "SyncNode":
         if address is None:
-            address = self.addresses.next()
-        name = name or "node%d" % (self.addresses.count)
-        if "ha_port" not in config:
-            config["ha_port"] = self.addresses.ha_port(address)
+            self.count += 1
+            if self.count > 254:
+                raise RuntimeError("a test can place at most 254 nodes on %sN" % self.prefix)
+            address = "%s%d" % (self.prefix, self.count)
+        name = name or "node%d" % self.count
         if data_dir is True:
             data_dir = self.tmp_path / "ha-nodes" / name
-        config.setdefault("ipc_port", 0)
-        return self.emulator.add_node(
-            name=name, ipc_address=address, tick_timeout=tick_timeout,
-            data_dir=None if data_dir is None else str(data_dir), start=start, control=control,
-            **config)
+        return self.cluster.add(
+            name, address, start=start, control=control, tick_timeout=tick_timeout,
+            data_dir=None if data_dir is None else str(data_dir), **config)
 
 
 @pytest.fixture
-def ha_address_prefix(request) -> str:
+def ha_address_prefix(request: pytest.FixtureRequest) -> str:
     """The prefix of the fixtures' node addresses (ini ``confd_ha_address_prefix``, default
     ``127.0.0.``); override this fixture to choose another per test or per worker."""
-    return check_prefix(request.config.getini(PREFIX_INI) or DEFAULT_PREFIX)
+    return check_prefix(str(request.config.getini(PREFIX_INI) or DEFAULT_PREFIX))
 
 
 @pytest.fixture
-def ha_emulator():
-    """An :class:`~confd_ha.emulator.runner.EmulatorThread` stopped after the test."""
-    from confd_ha.emulator.runner import EmulatorThread
+def ha_emulator() -> Iterator["EmulatorThread"]:
+    """An :class:`~confd_ha.testing.loop.EmulatorThread` stopped after the test."""
+    from .loop import EmulatorThread
 
     emu = EmulatorThread().start()
     try:
@@ -155,32 +170,36 @@ def ha_emulator():
 
 
 @pytest.fixture
-def ha_node_factory(ha_emulator, tmp_path, ha_address_prefix):
+def ha_node_factory(ha_emulator: "EmulatorThread", tmp_path: Path,
+                    ha_address_prefix: str) -> _NodeFactory:
     """Factory of started in-process nodes on PREFIX1, PREFIX2, … sharing one HA port."""
     return _NodeFactory(ha_emulator, tmp_path, ha_address_prefix)
 
 
 @pytest.fixture
-def ha_node(ha_node_factory):
+def ha_node(ha_node_factory: _NodeFactory) -> "SyncNode":
     """One started in-process node (a SyncNode) on PREFIX1 (127.0.0.1) with free ports."""
     return ha_node_factory("node")
 
 
 @pytest.fixture
-def ha_cluster(ha_emulator, tmp_path, ha_address_prefix):
+def ha_cluster(ha_emulator: "EmulatorThread", tmp_path: Path,
+               ha_address_prefix: str) -> Iterator[Callable[..., "Cluster"]]:
     """Factory: ``ha_cluster(n=3, tick_timeout=1.0, data_dirs=None, prefix=None, ...) ->
     Cluster``."""
-    from confd_ha.emulator.runner import Cluster
+    from .cluster import Cluster
 
-    clusters = []
+    clusters: List[Cluster] = []
 
-    def make(n=3, *, tick_timeout=DEFAULT_TICK, data_dirs=None, prefix=None, **kwargs):
+    def make(n: int = 3, *, tick_timeout: float = DEFAULT_TICK,
+             data_dirs: Union[None, bool, List[Any]] = None, prefix: Optional[str] = None,
+             **kwargs: Any) -> Cluster:
         if data_dirs is True:
             root = tmp_path / ("ha-cluster%d" % len(clusters))
             data_dirs = [root / ("n%d" % (i + 1)) for i in range(n)]
         prefix = check_prefix(ha_address_prefix if prefix is None else prefix)
-        c = Cluster(n, tick_timeout=tick_timeout, data_dirs=data_dirs, emulator=ha_emulator,
-                    prefix=prefix, **kwargs)
+        c = Cluster(n, tick_timeout=tick_timeout, data_dirs=cast(Optional[List[Any]], data_dirs),
+                    emulator=ha_emulator, prefix=prefix, **kwargs)
         clusters.append(c)
         return c
 
@@ -192,15 +211,17 @@ def ha_cluster(ha_emulator, tmp_path, ha_address_prefix):
 
 
 @pytest.fixture
-def ha_node_process_factory(tmp_path, ha_address_prefix):
+def ha_node_process_factory(tmp_path: Path, ha_address_prefix: str
+                            ) -> Iterator[Callable[..., "EmulatorProcess"]]:
     """Factory of ``confd-ha emulate`` child processes, each returned once ready."""
-    from confd_ha.emulator.process import EmulatorProcess
+    from .process import EmulatorProcess
 
-    procs = []
+    procs: List[EmulatorProcess] = []
     addresses = _Addresses(ha_address_prefix)
 
-    def make(*extra_args, address=None, tick_timeout=DEFAULT_TICK, data_dir=None,
-             ready_timeout=20.0, ha_port=None):
+    def make(*extra_args: str, address: Optional[str] = None,
+             tick_timeout: float = DEFAULT_TICK, data_dir: DataDir = None,
+             ready_timeout: float = 20.0, ha_port: Optional[int] = None) -> EmulatorProcess:
         if address is None:
             address = addresses.next()
         if ha_port is None:
@@ -227,6 +248,7 @@ def ha_node_process_factory(tmp_path, ha_address_prefix):
 
 
 @pytest.fixture
-def ha_node_process(ha_node_process_factory):
+def ha_node_process(ha_node_process_factory: Callable[..., "EmulatorProcess"]
+                    ) -> "EmulatorProcess":
     """One ``confd-ha emulate`` child process on PREFIX1 (an EmulatorProcess)."""
     return ha_node_process_factory()
