@@ -48,6 +48,6 @@ cd "$work"
 plugin=()
 if ! "$python" -c 'import importlib.metadata as m, sys
 sys.exit(0 if any(e.name == "confd_ha" for e in m.entry_points(group="pytest11")) else 1)'; then
-    plugin=(-p confd_ha.pytest_plugin)
+    plugin=(-p confd_ha.testing.pytest_plugin)
 fi
 "$python" -m pytest -q -p no:cacheprovider "${plugin[@]}" "$@" tests

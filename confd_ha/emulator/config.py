@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from .. import _protocol
+from .._settings import CONFD_PORT, NCS_PORT
 from .._consts import TICKS_TO_DEATH, is_int
 
 FLAVOURS = {
     # flavour: (IPC port, HA port) -- B-01
-    "confd": (4565, 4569),
-    "nso": (4569, 4570),
+    "confd": (CONFD_PORT, 4569),
+    "nso": (NCS_PORT, 4570),
 }
 DEFAULT_TICK = 20.0
 

@@ -12,6 +12,7 @@ from typing import Optional as _Optional
 from confd_ha import _settings, events as _events
 from confd_ha._args import PathArg as _PathArg
 from confd_ha.events import *  # noqa: F401,F403 -- the whole events API, re-exported
+from confd_ha.events import notification_dict as notification_dict
 
 __all__ = list(_events.__all__)
 

@@ -9,6 +9,7 @@ import json
 import socket
 from typing import Any, Dict, Optional
 
+from .._settings import CONFD_PORT
 from ..control_ops import MAX_REPLY, control_address
 
 __all__ = ["ControlClient", "ControlError", "Unreachable"]
@@ -35,7 +36,7 @@ class Unreachable(OSError):
 class ControlClient:
     """A blocking client of a node's control endpoint (``confd-ha cdb``, process fixtures)."""
 
-    def __init__(self, ipc_address: str = "127.0.0.1", ipc_port: int = 4565, *,
+    def __init__(self, ipc_address: str = "127.0.0.1", ipc_port: int = CONFD_PORT, *,
                  path: Optional[str] = None, timeout: Optional[float] = 30.0) -> None:
         self.address = path if path is not None else control_address(ipc_address, ipc_port)
         self.timeout = timeout
