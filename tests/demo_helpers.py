@@ -4,6 +4,7 @@ that presses Ctrl-C at a given line."""
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import re
@@ -12,8 +13,15 @@ import threading
 import pytest
 
 
-def own_fds() -> set:
-    return set(os.listdir("/proc/self/fd"))
+def own_fds() -> dict:
+    """This process's open descriptors and what each refers to."""
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink("/proc/self/fd/" + fd)
+        except OSError:      # the listing's own descriptor, closed meanwhile
+            pass
+    return fds
 
 
 def child_pids() -> set:
@@ -36,10 +44,14 @@ def leaves_nothing(tmp_path, monkeypatch):
     """Runs the test in an empty directory; afterwards no thread, fd, child process or
     file the test did not start with may remain."""
     monkeypatch.chdir(tmp_path)
+    gc.collect()   # what earlier tests left for the collector must not close during this one
     threads, fds, children = set(threading.enumerate()), own_fds(), child_pids()
     yield
     assert set(threading.enumerate()) == threads
-    assert own_fds() == fds
+    now = own_fds()
+    assert now == fds, "descriptors opened: %s; closed: %s" % (
+        {k: v for k, v in now.items() if fds.get(k) != v},
+        {k: v for k, v in fds.items() if now.get(k) != v})
     assert child_pids() == children
     assert os.listdir(tmp_path) == []
 
