@@ -157,6 +157,11 @@ def _resume(sock: socket.socket, limit: int) -> _frames.FrameReader:
             reader, bl.reader = bl.reader, None
             if not bl.owed:
                 del _backlogs[sock]
+    return _ready(reader, limit)
+
+
+def _ready(reader: Optional[_frames.FrameReader], limit: int) -> _frames.FrameReader:
+    """``reader`` (a frame begun earlier) reading up to ``limit`` now, or a new reader."""
     if reader is None:
         return _frames.FrameReader(limit)
     reader.limit = limit
@@ -213,10 +218,7 @@ def _settle(sock: socket.socket, limit: int) -> None:
     while bl.owed:
         reader, bl.reader = bl.reader, None
         bl.owed -= 1
-        if reader is None:
-            reader = _frames.FrameReader(limit)
-        reader.limit = limit
-        _read(sock, reader, 1)
+        _read(sock, _ready(reader, limit), 1)
     if bl.reader is None:
         del _backlogs[sock]
 
